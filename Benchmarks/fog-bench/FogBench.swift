@@ -1,0 +1,83 @@
+import AMQPClient
+import ArgumentParser
+import Foundation
+
+/// `fog-bench clients`: AMQPClient's confirmed-publish and consume rates against a quorum queue.
+/// `make bench-clients` runs it beside the same measurement made with Python's pika.
+@main
+struct FogBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fog-bench", abstract: "Benchmarks of FogScheduler's clients.", subcommands: [Clients.self])
+
+    struct Clients: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish N persistent messages with confirms to a quorum queue, then consume and ack them all.")
+
+        @Option(help: "Broker URLs, comma-separated (default: $FOG_BROKER_URL).")
+        var brokerURL: String?
+        @Option(help: "Queue to use; it is declared as a quorum queue and purged first.")
+        var queue = "fog.bench.clients"
+        @Option(help: "How many messages.")
+        var messages = 20_000
+        @Option(help: "Message body size in bytes.")
+        var size = 256
+        @Option(help: "Publishes in flight (unconfirmed) at most.")
+        var window = 1_000
+        @Option(help: "Consumer prefetch.")
+        var prefetch: UInt16 = 500
+
+        func run() async throws {
+            guard let urls = brokerURL ?? ProcessInfo.processInfo.environment["FOG_BROKER_URL"] else {
+                throw ValidationError("give --broker-url or set FOG_BROKER_URL")
+            }
+            guard messages > 0, window > 0, size >= 0 else { throw ValidationError("messages and window must be > 0") }
+            let configuration = try AMQPConfiguration(urls: urls, connectionName: "bench-publisher")
+            let publisher = try await AMQPConnection.connect(configuration)
+            var consumerConfiguration = configuration
+            consumerConfiguration.connectionName = "bench-consumer"
+            let consumerConnection = try await AMQPConnection.connect(consumerConfiguration)
+            defer { publisher.close(); consumerConnection.close() }
+
+            try await publisher.declareQueue(queue, arguments: .quorumQueue())
+            try await publisher.purgeQueue(queue)
+            let body = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+
+            let publishStart = ContinuousClock.now
+            var sent = 0
+            while sent < messages {
+                let count = min(window, messages - sent)
+                let batch = (0..<count).map { _ in OutgoingMessage(exchange: "", routingKey: queue, body: body) }
+                for result in await publisher.publish(batch) {
+                    guard case .success(.ack) = result else { throw ValidationError("publish not acked: \(result)") }
+                }
+                sent += count
+            }
+            let publishSeconds = (ContinuousClock.now - publishStart).seconds
+
+            let consumeStart = ContinuousClock.now
+            var received = 0
+            let consumer = try await consumerConnection.consume(queue: queue, prefetch: prefetch)
+            for try await delivery in consumer {
+                try await consumerConnection.ack(delivery)
+                received += 1
+                if received == messages { break }
+            }
+            let consumeSeconds = (ContinuousClock.now - consumeStart).seconds
+            await consumer.cancel()
+
+            let result: [String: Any] = [
+                "client": "swift-AMQPClient", "messages": messages, "size": size, "window": window, "prefetch": Int(prefetch),
+                "publish_per_s": (Double(messages) / publishSeconds).rounded(),
+                "consume_per_s": (Double(received) / consumeSeconds).rounded(),
+            ]
+            let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            print(String(decoding: json, as: UTF8.self))
+        }
+    }
+}
+
+extension Duration {
+    fileprivate var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,95 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One target per room, arrows only downwards (docs/ARCHITECTURE.md):
+// C system libraries -> client libraries -> FogCore (pure) -> services -> thin executables.
+let package = Package(
+    name: "FogScheduler",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "scheduler", targets: ["scheduler"]),
+        .executable(name: "fog-node", targets: ["fog-node"]),
+        .executable(name: "clusterctl", targets: ["clusterctl"]),
+        .executable(name: "fog-bench", targets: ["fog-bench"]),
+        .library(name: "AMQPClient", targets: ["AMQPClient"]),
+        .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "PostgresClient", targets: ["PostgresClient"]),
+        .library(name: "FogCore", targets: ["FogCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries from Debian, wrapped as they are: a modulemap and a shim header each.
+        .systemLibrary(
+            name: "CRabbitMQ", path: "Sources/CRabbitMQ", pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(
+            name: "CHiredis", path: "Sources/CHiredis", pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(
+            name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]),
+
+        // What the three clients share: a thread of their own for blocking C calls, backoff.
+        .target(name: "ClientSupport"),
+        .target(
+            name: "AMQPClient",
+            dependencies: ["CRabbitMQ", "ClientSupport", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "RedisClient",
+            dependencies: ["CHiredis", "ClientSupport", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ", "ClientSupport", .product(name: "Logging", package: "swift-log")]),
+
+        // The pure core: model, wire messages, configuration. No I/O, no clock reads.
+        .target(name: "FogCore"),
+
+        // What the three services share: reading FOG_* settings, checking the servers they need.
+        .target(
+            name: "ServiceSupport",
+            dependencies: [
+                "FogCore", "AMQPClient", "RedisClient", "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .executableTarget(
+            name: "scheduler",
+            dependencies: [
+                "ServiceSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "fog-node",
+            dependencies: [
+                "ServiceSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "clusterctl",
+            dependencies: [
+                "ServiceSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "fog-bench",
+            dependencies: [
+                "AMQPClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/fog-bench"),
+
+        .testTarget(name: "ClientSupportTests", dependencies: ["ClientSupport"]),
+        .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient", "TestSupport"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
+        .testTarget(name: "FogCoreTests", dependencies: ["FogCore"]),
+        // Finds the real test services (FOG_TEST_* variables) and kills their processes.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+    ]
+)

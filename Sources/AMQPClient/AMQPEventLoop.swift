@@ -1,0 +1,444 @@
+import ClientSupport
+import Foundation
+import Logging
+import Synchronization
+
+/// The thread that owns an `AMQPSession`: it runs the connection's commands in order, reads
+/// what the broker sends (confirms, returns, deliveries), and reconnects, moving through the
+/// URL list with backoff, replaying the declared topology and restarting consumers.
+///
+/// Everything below `commands` is touched only by the loop thread.
+final class AMQPEventLoop: @unchecked Sendable {
+    /// Work for the loop thread. `run` is called while connected; `fail` when it cannot be.
+    struct Command: Sendable {
+        let run: @Sendable (AMQPEventLoop) -> Void
+        let fail: @Sendable (AMQPError) -> Void
+    }
+
+    let configuration: AMQPConfiguration
+    private let logger: Logger
+    private let commands = Mutex<(queue: [Command], closing: Bool)>(([], false))
+    /// A self-pipe: other threads write a byte to wake the loop out of `poll`.
+    private let wakeFD: Int32
+    private let wakeWriteFD: Int32
+
+    // Loop-thread state.
+    private(set) var session: AMQPSession?
+    private(set) var generation = 0
+    private var endpointIndex = 0
+    private var backoff: Backoff
+    private var lastConnectError: AMQPError?
+    private var everConnected = false
+    private var nextPublishTag: UInt64 = 1
+    private var pendingConfirms: [UInt64: PendingPublish] = [:]
+    private var oldestPendingTag: UInt64 = 1
+    private var consumers: [String: ConsumerRecord] = [:]
+    private var topology: [TopologyStep] = []
+    private var stopped = false
+
+    init(configuration: AMQPConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.backoff = configuration.reconnectBackoff
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) != 0 { fatalError("cannot create the AMQP wake-up pipe: errno \(errno)") }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        self.wakeFD = fds[0]
+        self.wakeWriteFD = fds[1]
+        let thread = Thread { [self] in self.run() }
+        thread.name = "amqp \(configuration.connectionName)"
+        thread.start()
+    }
+
+    deinit {
+        close(wakeFD)
+        close(wakeWriteFD)
+    }
+
+    // MARK: Entry points for other threads
+
+    /// Queues a command and wakes the loop; fails it at once after `shutdown`.
+    func submit(_ command: Command) {
+        let accepted = commands.withLock { state -> Bool in
+            guard !state.closing else { return false }
+            state.queue.append(command)
+            return true
+        }
+        guard accepted else { return command.fail(AMQPError(.closed, "the connection was closed")) }
+        wake()
+    }
+
+    /// Runs `body` on the loop thread with a connected session and returns its result.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (AMQPEventLoop, AMQPSession) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            submit(Command(
+                run: { loop in
+                    guard let session = loop.session else {
+                        return continuation.resume(throwing: AMQPError(.connectionLost, "not connected"))
+                    }
+                    do {
+                        continuation.resume(returning: try body(loop, session))
+                    } catch let error as AMQPError {
+                        continuation.resume(throwing: error)
+                        loop.teardownIfFatal(error)
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                },
+                fail: { continuation.resume(throwing: $0) }))
+        }
+    }
+
+    /// Closes the connection politely and ends the thread; queued commands fail with `closed`.
+    func shutdown() {
+        commands.withLock { $0.closing = true }
+        wake()
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeWriteFD, &byte, 1)
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        while true {
+            let (batch, closing) = commands.withLock { state -> ([Command], Bool) in
+                defer { state.queue.removeAll(keepingCapacity: true) }
+                return (state.queue, state.closing)
+            }
+            if closing {
+                finish(batch)
+                return
+            }
+            if session == nil {
+                if batch.isEmpty && !everConnected && consumers.isEmpty {
+                    waitForWake(timeout: .seconds(1))
+                    continue
+                }
+                guard connectRound() else {
+                    batch.forEach { $0.fail(lastConnectError ?? AMQPError(.connectionFailed, "no broker reachable")) }
+                    waitForWake(timeout: backoff.next())
+                    continue
+                }
+            }
+            for command in batch { command.run(self) }
+            readAvailable()
+            if session?.hasBufferedInput == true || commands.withLock({ !$0.queue.isEmpty }) { continue }
+            waitForInput()
+        }
+    }
+
+    /// Reads and handles every frame that is ready, then frees rabbitmq-c's read buffers.
+    private func readAvailable() {
+        guard let session else { return }
+        do {
+            reading: while true {
+                switch try session.poll(generation: generation) {
+                case .idle: break reading
+                case .nothing: continue
+                case .confirm(let tag, let multiple, let ack): settleConfirms(upTo: tag, multiple: multiple, ack: ack)
+                case .returned(let code, let text, let exchange, let routingKey, let body):
+                    markReturned(code: code, text: text, exchange: exchange, routingKey: routingKey, body: body)
+                case .delivery(let consumerTag, let delivery):
+                    if let consumer = consumers[consumerTag] {
+                        consumer.continuation.yield(delivery)
+                    } else {
+                        _ = session.settle(channel: delivery.channel, tag: delivery.tag, .reject(requeue: true))
+                    }
+                case .consumerCancelled(_, let consumerTag):
+                    if let consumer = consumers.removeValue(forKey: consumerTag) {
+                        logger.warning("the broker cancelled a consumer", metadata: ["queue": "\(consumer.queue)"])
+                        consumer.continuation.finish(throwing: AMQPError(
+                            .consumerCancelled, "the broker cancelled the consumer of '\(consumer.queue)' (queue deleted?)"))
+                        session.closeChannel(consumer.channel)
+                    }
+                case .channelClosed(let channel, let error):
+                    channelClosed(channel, error)
+                }
+            }
+            session.releaseBuffers()
+        } catch let error as AMQPError {
+            teardown(error)
+        } catch {
+            teardown(AMQPError(.library, "\(error)"))
+        }
+    }
+
+    private func waitForInput() {
+        guard let session else { return }
+        let heartbeat = session.endpoint.heartbeat
+        let timeout = heartbeat > .zero ? min(heartbeat / 4, .seconds(1)) : .seconds(1)
+        var fds = [pollfd(fd: session.fileDescriptor, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        _ = poll(&fds, 2, Int32(timeout.seconds * 1000))
+        drainWake()
+    }
+
+    private func waitForWake(timeout: Duration) {
+        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        _ = poll(&fds, 1, Int32(timeout.seconds * 1000))
+        drainWake()
+    }
+
+    private func drainWake() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while read(wakeFD, &buffer, buffer.count) > 0 {}
+    }
+
+    private func finish(_ batch: [Command]) {
+        stopped = true
+        let closed = AMQPError(.closed, "the connection was closed")
+        batch.forEach { $0.fail(closed) }
+        failPendingConfirms(closed)
+        for consumer in consumers.values { consumer.continuation.finish() }
+        consumers.removeAll()
+        session?.closeGracefully()
+        session = nil
+    }
+
+    // MARK: Connecting
+
+    /// One pass over the URL list, starting after the one that failed last. True when connected.
+    private func connectRound() -> Bool {
+        let endpoints = configuration.endpoints
+        for offset in 0..<endpoints.count {
+            let index = (endpointIndex + offset) % endpoints.count
+            let endpoint = endpoints[index]
+            do {
+                let session = try AMQPSession.open(endpoint, configuration: configuration)
+                self.session = session
+                endpointIndex = index
+                generation += 1
+                nextPublishTag = 1
+                oldestPendingTag = 1
+                try restore(session)
+                logger.info(everConnected ? "reconnected to the broker" : "connected to the broker",
+                            metadata: ["broker": "\(endpoint.displayName)"])
+                everConnected = true
+                lastConnectError = nil
+                backoff.reset()
+                return true
+            } catch let error as AMQPError {
+                session?.destroy()
+                session = nil
+                if lastConnectError?.message != error.message {
+                    logger.warning("cannot connect to the broker", metadata: ["error": "\(error.message)"])
+                }
+                lastConnectError = error
+                // A refused login will not change by trying the next node with the same user.
+                if error.code == .authenticationFailed { break }
+            } catch {
+                session = nil
+                lastConnectError = AMQPError(.connectionFailed, "\(error)")
+            }
+        }
+        endpointIndex = (endpointIndex + 1) % endpoints.count
+        return false
+    }
+
+    /// After a reconnect: declare again what was declared, and start every consumer again.
+    private func restore(_ session: AMQPSession) throws {
+        for step in topology { try step.apply(session) }
+        for consumer in consumers.values {
+            do {
+                try session.startConsumer(channel: consumer.channel, queue: consumer.queue, tag: consumer.tag,
+                                          prefetch: consumer.prefetch, arguments: consumer.arguments)
+            } catch let error as AMQPError where error.code == .channelClosed {
+                consumers[consumer.tag] = nil
+                consumer.continuation.finish(throwing: error)
+            }
+        }
+    }
+
+    /// Drops the session after a connection-level failure; in-flight publishes fail (their
+    /// outcome is unknown) and consumers wait for the reconnect.
+    func teardown(_ error: AMQPError) {
+        guard let session else { return }
+        logger.warning("lost the broker connection", metadata: ["broker": "\(session.endpoint.displayName)", "error": "\(error.message)"])
+        session.destroy()
+        self.session = nil
+        endpointIndex = (endpointIndex + 1) % configuration.endpoints.count
+        failPendingConfirms(AMQPError(.connectionLost, "the connection was lost before the broker confirmed: \(error.message)"))
+    }
+
+    func teardownIfFatal(_ error: AMQPError) {
+        if error.code == .connectionLost || error.code == .timeout || error.code == .library { teardown(error) }
+    }
+
+    private func channelClosed(_ channel: UInt16, _ error: AMQPError) {
+        if channel == AMQPSession.publishChannel {
+            // Publishing to a missing exchange closes the channel: every unconfirmed message
+            // fails, and the channel reopens in confirm mode with tags from 1.
+            failPendingConfirms(error)
+            do {
+                try session?.openChannel(channel)
+                try session?.enableConfirms()
+                nextPublishTag = 1
+                oldestPendingTag = 1
+            } catch let reopenError as AMQPError {
+                teardown(reopenError)
+            } catch {}
+        } else if let consumer = consumers.values.first(where: { $0.channel == channel }) {
+            consumers[consumer.tag] = nil
+            consumer.continuation.finish(throwing: error)
+        }
+    }
+
+    // MARK: Topology
+
+    /// Remembers a declaration so that it is replayed after a reconnect (once per name).
+    func record(_ step: TopologyStep) {
+        topology.removeAll { $0.key == step.key }
+        topology.append(step)
+    }
+
+    func forget(key: String) {
+        topology.removeAll { $0.key == key }
+    }
+
+    // MARK: Publishing
+
+    func publish(_ messages: [OutgoingMessage], batch: PublishBatch) {
+        guard let session else {
+            return batch.failAll(AMQPError(.connectionLost, "not connected"))
+        }
+        for (index, message) in messages.enumerated() {
+            let status = session.publish(message)
+            guard status == 0 else {
+                let error = AMQPError(.connectionLost, "\(session.endpoint.displayName): cannot publish: \(AMQPSession.statusText(status))")
+                batch.fail(from: index, error)
+                return teardown(error)
+            }
+            pendingConfirms[nextPublishTag] = PendingPublish(message: message, batch: batch, index: index)
+            nextPublishTag += 1
+        }
+    }
+
+    private func settleConfirms(upTo tag: UInt64, multiple: Bool, ack: Bool) {
+        let first = multiple ? oldestPendingTag : tag
+        guard first <= tag else { return }
+        for current in first...tag {
+            guard let pending = pendingConfirms.removeValue(forKey: current) else { continue }
+            let outcome: PublishOutcome
+            if let returned = pending.returned {
+                outcome = .returned(replyCode: returned.code, replyText: returned.text)
+            } else {
+                outcome = ack ? .ack : .nack
+            }
+            pending.batch.settle(pending.index, .success(outcome))
+        }
+        while oldestPendingTag < nextPublishTag && pendingConfirms[oldestPendingTag] == nil { oldestPendingTag += 1 }
+    }
+
+    /// basic.return names no delivery tag; it arrives before the confirm of the message it
+    /// returns, in publish order, so it belongs to the oldest unconfirmed message with the
+    /// same exchange, routing key and body that has not been returned yet.
+    private func markReturned(code: Int, text: String, exchange: String, routingKey: String, body: [UInt8]) {
+        guard oldestPendingTag < nextPublishTag else { return }
+        for tag in oldestPendingTag..<nextPublishTag {
+            guard var pending = pendingConfirms[tag], pending.returned == nil,
+                pending.message.exchange == exchange, pending.message.routingKey == routingKey, pending.message.body == body
+            else { continue }
+            pending.returned = (code, text)
+            pendingConfirms[tag] = pending
+            return
+        }
+    }
+
+    private func failPendingConfirms(_ error: AMQPError) {
+        for pending in pendingConfirms.values { pending.batch.settle(pending.index, .failure(error)) }
+        pendingConfirms.removeAll()
+    }
+
+    // MARK: Consumers
+
+    func addConsumer(queue: String, prefetch: UInt16, arguments: AMQPTable,
+                     continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation) throws -> String {
+        guard let session else { throw AMQPError(.connectionLost, "not connected") }
+        let used = Set(consumers.values.map(\.channel))
+        guard let channel = (UInt16(3)...UInt16(2047)).first(where: { !used.contains($0) }) else {
+            throw AMQPError(.library, "too many consumers on one connection")
+        }
+        let tag = "fog-\(configuration.connectionName)-\(channel)-\(UUID().uuidString.prefix(8))"
+        try session.startConsumer(channel: channel, queue: queue, tag: tag, prefetch: prefetch, arguments: arguments)
+        consumers[tag] = ConsumerRecord(tag: tag, queue: queue, channel: channel, prefetch: prefetch,
+                                        arguments: arguments, continuation: continuation)
+        return tag
+    }
+
+    func cancelConsumer(tag: String) {
+        guard let consumer = consumers.removeValue(forKey: tag) else { return }
+        session?.cancelConsumer(channel: consumer.channel, tag: tag)
+        consumer.continuation.finish()
+    }
+
+    /// Settles a delivery on the channel it came from. A delivery from an earlier connection
+    /// cannot be settled any more: the broker has already put it back for redelivery.
+    func settle(_ delivery: AMQPDelivery, _ settlement: AMQPSession.Settlement) throws {
+        guard let session, delivery.generation == generation else {
+            logger.debug("ignoring the settlement of a delivery from a closed connection")
+            return
+        }
+        let status = session.settle(channel: delivery.channel, tag: delivery.tag, settlement)
+        guard status == 0 else {
+            throw AMQPError(.connectionLost, "cannot acknowledge: \(AMQPSession.statusText(status))")
+        }
+    }
+}
+
+/// One unconfirmed publish.
+struct PendingPublish {
+    let message: OutgoingMessage
+    let batch: PublishBatch
+    let index: Int
+    var returned: (code: Int, text: String)?
+}
+
+/// A consumer that lives across reconnects.
+struct ConsumerRecord {
+    let tag: String
+    let queue: String
+    let channel: UInt16
+    let prefetch: UInt16
+    let arguments: AMQPTable
+    let continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation
+}
+
+/// A declaration remembered for replay after a reconnect.
+struct TopologyStep: Sendable {
+    let key: String
+    let apply: @Sendable (AMQPSession) throws -> Void
+}
+
+/// Collects the outcomes of messages published together and resumes the caller once all are known.
+/// Touched only on the loop thread.
+final class PublishBatch: @unchecked Sendable {
+    private var results: [Result<PublishOutcome, AMQPError>?]
+    private var remaining: Int
+    private let continuation: CheckedContinuation<[Result<PublishOutcome, AMQPError>], Never>
+
+    init(count: Int, continuation: CheckedContinuation<[Result<PublishOutcome, AMQPError>], Never>) {
+        results = Array(repeating: nil, count: count)
+        remaining = count
+        self.continuation = continuation
+        if count == 0 { continuation.resume(returning: []) }
+    }
+
+    func settle(_ index: Int, _ result: Result<PublishOutcome, AMQPError>) {
+        guard results[index] == nil else { return }
+        results[index] = result
+        remaining -= 1
+        if remaining == 0 { continuation.resume(returning: results.map { $0! }) }
+    }
+
+    func fail(from index: Int, _ error: AMQPError) {
+        for position in index..<results.count { settle(position, .failure(error)) }
+    }
+
+    func failAll(_ error: AMQPError) { fail(from: 0, error) }
+}

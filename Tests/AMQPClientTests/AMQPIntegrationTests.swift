@@ -1,0 +1,228 @@
+import AMQPClient
+import Foundation
+import TestSupport
+import Testing
+
+/// Against the real 3-node RabbitMQ cluster of the test services (vhost fog).
+@Suite(TestServices.required, .serialized)
+struct AMQPIntegrationTests {
+    let queue = "test.amqp.\(UUID().uuidString.prefix(8).lowercased())"
+
+    func connect(_ urls: [String] = TestServices.brokerURLs, name: String = "test") async throws -> AMQPConnection {
+        try await AMQPConnection.connect(AMQPConfiguration(urls: urls.joined(separator: ","), connectionName: name))
+    }
+
+    @Test func tenThousandConfirmedMessagesThroughA3NodeQuorumQueue() async throws {
+        let publisher = try await connect(name: "test-publisher")
+        let consumer = try await connect(name: "test-consumer")
+        defer { publisher.close(); consumer.close() }
+        try await publisher.declareQueue(queue, arguments: .quorumQueue(deliveryLimit: 10, overflow: .rejectPublish))
+        defer { Task { try? await publisher.deleteQueue(queue) } }
+        #expect(Set(try TestServices.quorumMembers(queue)) == ["rmq1@localhost", "rmq2@localhost", "rmq3@localhost"])
+
+        let count = 10_000
+        var confirmed = 0
+        for start in stride(from: 0, to: count, by: 1_000) {
+            let batch = (start..<start + 1_000).map {
+                OutgoingMessage(exchange: "", routingKey: queue, body: Array("message \($0)".utf8))
+            }
+            for result in await publisher.publish(batch) where (try? result.get()) == .ack { confirmed += 1 }
+        }
+        #expect(confirmed == count)
+        #expect(try await publisher.queueInfo(queue).messageCount == count)
+
+        var seen = Set<String>()
+        let deliveries = try await consumer.consume(queue: queue, prefetch: 200)
+        for try await delivery in deliveries {
+            #expect(delivery.properties.persistent)
+            seen.insert(String(decoding: delivery.body, as: UTF8.self))
+            try await consumer.ack(delivery)
+            if seen.count == count { break }
+        }
+        await deliveries.cancel()
+        #expect(seen.count == count)
+        try await waitUntil { try await publisher.queueInfo(queue).messageCount == 0 }
+    }
+
+    @Test func aFullQueueNacksAndAnUnroutableMessageComesBack() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        var arguments = AMQPTable.quorumQueue(overflow: .rejectPublish)
+        arguments["x-max-length"] = .int(1)
+        try await connection.declareQueue(queue, arguments: arguments)
+        defer { Task { try? await connection.deleteQueue(queue) } }
+
+        // A quorum queue checks its limit after each enqueue: it takes the message that reaches
+        // the limit, then refuses the next ones with a nack until it has room again.
+        var outcomes: [PublishOutcome] = []
+        for index in 0..<3 {
+            outcomes.append(try await connection.publish(Array("m\(index)".utf8), exchange: "", routingKey: queue))
+        }
+        #expect(outcomes.first == .ack)
+        #expect(outcomes.last == .nack)
+        #expect(try await connection.queueInfo(queue).messageCount <= 2)
+        let returned = try await connection.publish(Array("nowhere".utf8), exchange: "", routingKey: "no.such.queue")
+        #expect(returned == .returned(replyCode: 312, replyText: "NO_ROUTE"))
+        // Without mandatory, the same message is dropped by the broker but still acked.
+        #expect(try await connection.publish(Array("nowhere".utf8), exchange: "", routingKey: "no.such.queue", mandatory: false) == .ack)
+    }
+
+    @Test func aMissingExchangeFailsThatPublishOnlyAndTheChannelRecovers() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        try await connection.declareQueue(queue, arguments: .quorumQueue())
+        defer { Task { try? await connection.deleteQueue(queue) } }
+        await #expect {
+            try await connection.publish(Array("x".utf8), exchange: "no.such.exchange", routingKey: "k")
+        } throws: { error in
+            (error as? AMQPError)?.replyCode == 404
+        }
+        #expect(try await connection.publish(Array("after".utf8), exchange: "", routingKey: queue) == .ack)
+        // The control channel recovers from a 404 the same way.
+        await #expect(throws: AMQPError.self) { try await connection.queueInfo("no.such.queue") }
+        #expect(try await connection.queueInfo(queue).messageCount == 1)
+    }
+
+    @Test func getPurgeRejectAndDeadLettering() async throws {
+        let connection = try await connect()
+        defer { connection.close() }
+        let dlx = queue + ".dlx", dead = queue + ".dead"
+        try await connection.declareExchange(dlx, kind: .fanout)
+        try await connection.declareQueue(dead, arguments: .quorumQueue())
+        try await connection.bindQueue(dead, to: dlx, routingKey: "")
+        try await connection.declareQueue(queue, arguments: .quorumQueue(deadLetterExchange: dlx))
+        defer {
+            Task {
+                _ = try? await connection.deleteQueue(queue)
+                _ = try? await connection.deleteQueue(dead)
+                try? await connection.deleteExchange(dlx)
+            }
+        }
+        #expect(try await connection.get(queue: queue) == nil)
+        var properties = AMQPProperties.json
+        properties.headers = ["x-fog-index": .int(0)]
+        properties.messageID = "m0"
+        _ = try await connection.publish(OutgoingMessage(exchange: "", routingKey: queue, body: Array("0".utf8), properties: properties))
+        // Requeued by a nack: the message comes back, marked redelivered and counted.
+        let first = try #require(try await connection.get(queue: queue))
+        #expect(first.properties.messageID == "m0")
+        #expect(first.properties.headers["x-fog-index"] == .int(0))
+        #expect(!first.redelivered)
+        try await connection.nack(first, requeue: true)
+        let again = try #require(try await connection.get(queue: queue))
+        #expect(again.body == first.body && again.redelivered && again.deliveryCount == 1)
+        // Rejected without requeue: dead-lettered, never silently dropped.
+        try await connection.reject(again, requeue: false)
+        try await waitUntil { try await connection.queueInfo(dead).messageCount == 1 }
+        let deadLetter = try #require(try await connection.get(queue: dead))
+        #expect(deadLetter.body == Array("0".utf8))
+        try await connection.ack(deadLetter)
+        for index in 1...2 { _ = try await connection.publish(Array("\(index)".utf8), exchange: "", routingKey: queue) }
+        #expect(try await connection.purgeQueue(queue) == 2)
+        #expect(try await connection.queueInfo(queue).messageCount == 0)
+    }
+
+    @Test func aWrongPasswordAnUnreachableHostAndAMissingVhostAreClearErrors() async throws {
+        let good = try AMQPEndpoint(url: TestServices.brokerURLs[0])
+        var wrongPassword = good
+        wrongPassword.password = "definitely-wrong"
+        await #expect {
+            try await AMQPConnection.connect(AMQPConfiguration(endpoints: [wrongPassword]))
+        } throws: { error in
+            (error as? AMQPError)?.code == .authenticationFailed && !"\(error)".contains("definitely-wrong")
+        }
+        var missingVhost = good
+        missingVhost.vhost = "no-such-vhost"
+        await #expect {
+            try await AMQPConnection.connect(AMQPConfiguration(endpoints: [missingVhost]))
+        } throws: { error in
+            (error as? AMQPError)?.code == .authenticationFailed
+        }
+        var unreachable = good
+        unreachable.port = 1
+        await #expect {
+            try await AMQPConnection.connect(AMQPConfiguration(endpoints: [unreachable]))
+        } throws: { error in
+            (error as? AMQPError)?.code == .connectionFailed
+        }
+    }
+
+    @Test func aDeadFirstURLIsSkipped() async throws {
+        let dead = TestServices.brokerURLs[0].replacingOccurrences(of: ":5782/", with: ":1/")
+        let connection = try await connect([dead] + TestServices.brokerURLs.dropFirst(), name: "test-skip")
+        defer { connection.close() }
+        #expect(try await connection.currentBroker() == "amqp://127.0.0.1:5783/fog")
+    }
+
+    /// kill -9 the node the publisher is connected to, mid-stream. The publisher moves to
+    /// another URL; every message it saw confirmed is consumed at least once.
+    @Test(.timeLimit(.minutes(4)))
+    func publisherSurvivesTheDeathOfItsNode() async throws {
+        let urls = TestServices.brokerURLs
+        // The publisher starts on rmq2; the consumer and the admin connection on rmq3.
+        let publisher = try await connect([urls[1], urls[2], urls[0]], name: "test-failover-publisher")
+        let consumer = try await connect([urls[2], urls[0], urls[1]], name: "test-failover-consumer")
+        defer { publisher.close(); consumer.close() }
+        #expect(try await publisher.currentBroker() == "amqp://127.0.0.1:5783/fog")
+        try await consumer.declareQueue(queue, arguments: .quorumQueue())
+
+        let total = 10_000
+        var confirmed = Set<Int>()
+        var killed = false
+        var retries = 0
+        var next = Array(0..<total)
+        while !next.isEmpty {
+            let ids = Array(next.prefix(250))
+            next.removeFirst(ids.count)
+            let messages = ids.map { id -> OutgoingMessage in
+                var properties = AMQPProperties.json
+                properties.messageID = String(id)
+                return OutgoingMessage(exchange: "", routingKey: queue, body: Array("\(id)".utf8), properties: properties)
+            }
+            for (id, result) in zip(ids, await publisher.publish(messages)) {
+                if case .success(.ack) = result {
+                    confirmed.insert(id)
+                } else {
+                    next.append(id)  // unknown outcome: publish again (consumers deduplicate)
+                    retries += 1
+                }
+            }
+            if !killed && confirmed.count >= 2_000 {
+                try TestServices.kill("rmq2")
+                killed = true
+            }
+            if retries > 0 && next.count > 0 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(killed)
+        #expect(confirmed.count == total)
+        #expect(try await publisher.currentBroker() != "amqp://127.0.0.1:5783/fog")
+
+        var seen = Set<Int>()
+        let deliveries = try await consumer.consume(queue: queue, prefetch: 500)
+        for try await delivery in deliveries {
+            if let id = Int(String(decoding: delivery.body, as: UTF8.self)) { seen.insert(id) }
+            try await consumer.ack(delivery)
+            if seen.isSuperset(of: confirmed) { break }
+        }
+        await deliveries.cancel()
+        #expect(seen.isSuperset(of: confirmed))
+        try await consumer.deleteQueue(queue)
+
+        // Bring the node back; it rejoins the cluster on its own.
+        try TestServices.start("rmq2")
+        let reconnected = try await connect([urls[1]], name: "test-after-restart")
+        #expect(try await reconnected.currentBroker() == "amqp://127.0.0.1:5783/fog")
+        reconnected.close()
+    }
+
+    private func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("condition not met within \(timeout)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}

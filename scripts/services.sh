@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# Local services for development, demos and tests, as plain processes on loopback:
+# a 3-node RabbitMQ cluster (vhost fog), Redis with a password and an ACL user, and
+# PostgreSQL with a role and a database. All state, logs, PIDs and generated secrets live in
+# one folder per profile; every process started is stopped by its recorded PID.
+#
+#   scripts/services.sh up|down|status|env|wipe [--profile dev|test]
+#   scripts/services.sh kill-node|start-node rmqN|redis|postgres [--profile ...]  (failure tests)
+#
+# Profiles use different ports and folders, so tests never disturb a running demo.
+set -euo pipefail
+
+PROFILE=dev
+COMMAND=${1:-help}
+shift || true
+TARGET=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) PROFILE=${2:?--profile needs dev or test}; shift 2 ;;
+    --profile=*) PROFILE=${1#--profile=}; shift ;;
+    *) TARGET=$1; shift ;;
+  esac
+done
+
+# Port plan: every port can be overridden from the environment.
+case "$PROFILE" in
+  dev)  D_AMQP=5772 D_DIST=25772 D_MGMT=15772 D_EPMD=4372 D_CTL=35772 D_REDIS=6390 D_PG=55433 D_PLUGINS='[rabbitmq_management].' ;;
+  test) D_AMQP=5782 D_DIST=25782 D_MGMT=15782 D_EPMD=4373 D_CTL=35790 D_REDIS=6391 D_PG=55434 D_PLUGINS='[].' ;;
+  *) echo "services.sh: unknown profile '$PROFILE' (dev or test)" >&2; exit 2 ;;
+esac
+AMQP_PORT=${FOG_SVC_AMQP_PORT:-$D_AMQP}        # rmq1; rmq2 and rmq3 use +1 and +2
+DIST_PORT=${FOG_SVC_DIST_PORT:-$D_DIST}        # Erlang distribution, same +1/+2 scheme
+MGMT_PORT=${FOG_SVC_MGMT_PORT:-$D_MGMT}        # management UI/API (dev profile only)
+EPMD_PORT=${FOG_SVC_EPMD_PORT:-$D_EPMD}        # a private epmd, not the machine's 4369
+CTL_PORT=${FOG_SVC_CTL_PORT:-$D_CTL}           # rabbitmqctl's own distribution ports (10)
+REDIS_PORT=${FOG_SVC_REDIS_PORT:-$D_REDIS}
+PG_PORT=${FOG_SVC_PG_PORT:-$D_PG}
+PLUGINS=${FOG_SVC_RABBITMQ_PLUGINS:-$D_PLUGINS}
+# Not under /root or a mktemp folder: the postgres user must be able to traverse it.
+STATE=${FOG_SVC_STATE_DIR:-/var/tmp/fogscheduler/$PROFILE}
+RMQ_BIN=/usr/lib/rabbitmq/bin
+PG_BIN=/usr/lib/postgresql/15/bin
+NODES=(rmq1 rmq2 rmq3)
+
+log() { printf '[services:%s] %s\n' "$PROFILE" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- installation -------------------------------------------------------------------------
+
+PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools)
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages (${missing[*]}); run as root or install them"
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq -o DPkg::Lock::Timeout=900 "${missing[@]}" >/dev/null
+  [ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 binaries not found in $PG_BIN"
+}
+
+# --- secrets --------------------------------------------------------------------------------
+
+random_secret() { tr -dc 'A-Za-z0-9' </dev/urandom | head -c "${1:-24}" || true; }
+
+load_secrets() {
+  local file=$STATE/secrets.env
+  if [ ! -f "$file" ]; then
+    umask 077
+    {
+      echo "RABBITMQ_COOKIE=$(random_secret 32)"
+      echo "RABBITMQ_FOG_PASS=$(random_secret)"
+      echo "RABBITMQ_ADMIN_PASS=$(random_secret)"
+      echo "REDIS_ADMIN_PASS=$(random_secret)"
+      echo "REDIS_FOG_PASS=$(random_secret)"
+      echo "PG_SUPER_PASS=$(random_secret)"
+      echo "PG_FOG_PASS=$(random_secret)"
+    } >"$file"
+    umask 022
+  fi
+  # shellcheck disable=SC1090
+  . "$file"
+}
+
+# --- processes --------------------------------------------------------------------------------
+
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+pid_from() { [ -f "$1" ] && head -n1 "$1" | tr -dc '0-9' || true; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$what did not come up within ${seconds}s"
+    sleep 0.3
+  done
+}
+
+# --- RabbitMQ ----------------------------------------------------------------------------------
+
+node_index() { echo $(( ${1#rmq} - 1 )); }
+node_dir() { echo "$STATE/rmq/$1"; }
+
+write_node_env() {
+  local node=$1 i dir
+  i=$(node_index "$node"); dir=$(node_dir "$node")
+  mkdir -p "$dir/mnesia" "$dir/log"
+  cat >"$dir/env.sh" <<EOF
+export HOME=$STATE/rmq/home
+export ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1
+export RABBITMQ_CONF_ENV_FILE=/dev/null
+export RABBITMQ_NODENAME=$node@localhost
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$((AMQP_PORT + i))
+export RABBITMQ_DIST_PORT=$((DIST_PORT + i))
+export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/rabbit.pid
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} -kernel net_ticktime 10"
+export RABBITMQ_CTL_DIST_PORT_MIN=$CTL_PORT RABBITMQ_CTL_DIST_PORT_MAX=$((CTL_PORT + 9))
+export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+export PATH=$RMQ_BIN:\$PATH
+EOF
+  cat >"$dir/rabbitmq.conf" <<EOF
+listeners.tcp.default = $((AMQP_PORT + i))
+cluster_partition_handling = pause_minority
+log.console = false
+log.file.level = info
+EOF
+  # management.* keys fail config validation unless the plugin is enabled.
+  if [[ $PLUGINS == *rabbitmq_management* ]]; then
+    printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$((MGMT_PORT + i))" >>"$dir/rabbitmq.conf"
+  fi
+  echo "$PLUGINS" >"$dir/enabled_plugins"
+}
+
+rmq() { # rmq NODE COMMAND ARGS...: run a RabbitMQ CLI tool with the node's environment
+  local node=$1; shift
+  ( . "$(node_dir "$node")/env.sh"; "$@" )
+}
+
+node_pid() { pid_from "$(node_dir "$1")/rabbit.pid"; }
+
+start_epmd() {
+  local pidfile=$STATE/rmq/epmd.pid
+  pid_alive "$(pid_from "$pidfile")" && return 0
+  epmd -port "$EPMD_PORT" -address 127.0.0.1 >/dev/null 2>&1 &
+  echo $! >"$pidfile"
+}
+
+start_node() {
+  local node=$1
+  if pid_alive "$(node_pid "$node")"; then return 0; fi
+  write_node_env "$node"
+  rm -f "$(node_dir "$node")/rabbit.pid"
+  rmq "$node" rabbitmq-server -detached >/dev/null 2>&1
+}
+
+wait_node() {
+  local node=$1 dir
+  dir=$(node_dir "$node")
+  if ! rmq "$node" rabbitmqctl wait --timeout 180 "$dir/rabbit.pid" >"$dir/log/wait.out" 2>&1; then
+    [ -f "$dir/erl_crash.dump" ] && sed -n 3p "$dir/erl_crash.dump" >&2
+    die "RabbitMQ node $node did not start (see $dir/log)"
+  fi
+}
+
+start_rabbitmq() {
+  mkdir -p "$STATE/rmq/home"
+  local cookie=$STATE/rmq/home/.erlang.cookie
+  if [ ! -f "$cookie" ]; then
+    printf '%s' "$RABBITMQ_COOKIE" >"$cookie"; chmod 400 "$cookie"
+  fi
+  start_epmd
+  # Start all nodes at once: a restarted cluster member waits for its peers to boot.
+  local node
+  for node in "${NODES[@]}"; do start_node "$node"; done
+  for node in "${NODES[@]}"; do wait_node "$node"; done
+  if [ ! -f "$STATE/rmq/clustered" ]; then
+    for node in rmq2 rmq3; do
+      log "joining $node to rmq1"
+      rmq "$node" rabbitmqctl stop_app >/dev/null
+      rmq "$node" rabbitmqctl reset >/dev/null
+      rmq "$node" rabbitmqctl join_cluster rmq1@localhost >/dev/null 2>&1 || die "$node could not join rmq1"
+      rmq "$node" rabbitmqctl start_app >/dev/null
+    done
+    touch "$STATE/rmq/clustered"
+  fi
+  if [ ! -f "$STATE/rmq/users" ]; then
+    log "creating vhost fog and users fog, admin"
+    rmq rmq1 rabbitmqctl add_vhost fog >/dev/null
+    rmq rmq1 rabbitmqctl add_user fog "$RABBITMQ_FOG_PASS" >/dev/null
+    rmq rmq1 rabbitmqctl set_permissions -p fog fog '.*' '.*' '.*' >/dev/null
+    rmq rmq1 rabbitmqctl add_user admin "$RABBITMQ_ADMIN_PASS" >/dev/null
+    rmq rmq1 rabbitmqctl set_user_tags admin administrator >/dev/null
+    rmq rmq1 rabbitmqctl set_permissions -p fog admin '.*' '.*' '.*' >/dev/null
+    rmq rmq1 rabbitmqctl delete_user guest >/dev/null 2>&1 || true
+    touch "$STATE/rmq/users"
+  fi
+}
+
+stop_rabbitmq() {
+  local node pids=()
+  for node in "${NODES[@]}"; do
+    [ -f "$(node_dir "$node")/env.sh" ] || continue
+    if pid_alive "$(node_pid "$node")"; then
+      rmq "$node" rabbitmqctl shutdown >/dev/null 2>&1 &
+      pids+=($!)
+    fi
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  for node in "${NODES[@]}"; do # a node that ignored shutdown is ended by its PID
+    local pid; pid=$(node_pid "$node")
+    if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  done
+  local epmd; epmd=$(pid_from "$STATE/rmq/epmd.pid")
+  if pid_alive "$epmd"; then kill "$epmd" 2>/dev/null || true; fi
+  rm -f "$STATE/rmq/epmd.pid"
+}
+
+# --- Redis --------------------------------------------------------------------------------------
+
+start_redis() {
+  local dir=$STATE/redis
+  mkdir -p "$dir"
+  pid_alive "$(pid_from "$dir/redis.pid")" && return 0
+  umask 077
+  cat >"$dir/redis.conf" <<EOF
+bind 127.0.0.1
+port $REDIS_PORT
+daemonize yes
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+dir $dir
+save ""
+appendonly no
+requirepass $REDIS_ADMIN_PASS
+user fog on >$REDIS_FOG_PASS ~fog:* ~rabbitmq:* ~test:* &* +@all -@dangerous
+EOF
+  umask 022
+  rm -f "$dir/redis.pid"
+  redis-server "$dir/redis.conf"
+  wait_for 20 "Redis" redis-cli -p "$REDIS_PORT" --user fog --pass "$REDIS_FOG_PASS" --no-auth-warning ping
+}
+
+stop_redis() {
+  local pid; pid=$(pid_from "$STATE/redis/redis.pid")
+  pid_alive "$pid" || return 0
+  kill "$pid"
+  local i; for i in $(seq 50); do pid_alive "$pid" || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+pg() { runuser -u postgres -- "$@"; }
+
+start_postgres() {
+  local dir=$STATE/pg
+  install -d -o postgres -g postgres -m 755 "$dir" "$dir/run"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    install -d -o postgres -g postgres -m 700 "$dir/data"
+    (umask 077; printf '%s\n' "$PG_SUPER_PASS" >"$dir/pwfile"); chown postgres "$dir/pwfile"
+    pg "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+      --pwfile="$dir/pwfile" -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || die "initdb failed (see $dir/initdb.log)"
+    rm -f "$dir/pwfile"
+  fi
+  if ! pid_alive "$(pid_from "$dir/data/postmaster.pid")"; then
+    local durability=""
+    [ "$PROFILE" = test ] && durability="-c fsync=off -c synchronous_commit=off"
+    pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $dir/run $durability" start >/dev/null \
+      || die "PostgreSQL did not start (see $dir/postgres.log)"
+  fi
+  if [ ! -f "$dir/role" ]; then
+    pg psql -h "$dir/run" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q \
+      -v pass="$PG_FOG_PASS" >/dev/null <<'EOF'
+CREATE ROLE fog LOGIN PASSWORD :'pass';
+CREATE DATABASE fog OWNER fog;
+EOF
+    touch "$dir/role"
+  fi
+}
+
+stop_postgres() {
+  local dir=$STATE/pg
+  pid_alive "$(pid_from "$dir/data/postmaster.pid")" || return 0
+  pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 || {
+    local pid; pid=$(pid_from "$dir/data/postmaster.pid")
+    pid_alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+  }
+}
+
+# --- the URLs -----------------------------------------------------------------------------------------
+
+write_env() {
+  local urls=() i
+  for i in 0 1 2; do urls+=("amqp://fog:$RABBITMQ_FOG_PASS@127.0.0.1:$((AMQP_PORT + i))/fog"); done
+  local broker; broker=$(IFS=,; echo "${urls[*]}")
+  local prefix=FOG
+  [ "$PROFILE" = test ] && prefix=FOG_TEST
+  umask 077
+  cat >"$STATE/env" <<EOF
+# Written by scripts/services.sh ($PROFILE profile). Holds generated secrets: do not commit.
+export ${prefix}_BROKER_URL='$broker'
+export ${prefix}_REDIS_URL='redis://fog:$REDIS_FOG_PASS@127.0.0.1:$REDIS_PORT/0'
+export ${prefix}_DATABASE_URL='postgres://fog:$PG_FOG_PASS@127.0.0.1:$PG_PORT/fog'
+export ${prefix}_RABBITMQ_ADMIN_URL='http://admin:$RABBITMQ_ADMIN_PASS@127.0.0.1:$MGMT_PORT'
+export ${prefix}_SERVICES_DIR='$STATE'
+EOF
+  umask 022
+}
+
+print_env() {
+  [ -f "$STATE/env" ] || die "services are not set up for profile $PROFILE (run: $0 up --profile $PROFILE)"
+  cat "$STATE/env"
+}
+
+status() {
+  local node pid rc=0
+  for node in "${NODES[@]}"; do
+    pid=$(node_pid "$node")
+    if pid_alive "$pid"; then echo "✓ RabbitMQ $node  pid $pid  amqp 127.0.0.1:$((AMQP_PORT + $(node_index "$node")))"
+    else echo "✗ RabbitMQ $node  not running"; rc=1; fi
+  done
+  pid=$(pid_from "$STATE/redis/redis.pid")
+  if pid_alive "$pid"; then echo "✓ Redis       pid $pid  127.0.0.1:$REDIS_PORT"; else echo "✗ Redis not running"; rc=1; fi
+  pid=$(pid_from "$STATE/pg/data/postmaster.pid")
+  if pid_alive "$pid"; then echo "✓ PostgreSQL  pid $pid  127.0.0.1:$PG_PORT"; else echo "✗ PostgreSQL not running"; rc=1; fi
+  return $rc
+}
+
+case "$COMMAND" in
+  up)
+    install_packages
+    mkdir -p "$STATE"; chmod 755 "$STATE"
+    load_secrets
+    started=$SECONDS
+    start_postgres
+    start_redis
+    start_rabbitmq
+    write_env
+    log "services up in $((SECONDS - started))s; state in $STATE"
+    print_env
+    ;;
+  down)
+    [ -d "$STATE" ] || exit 0
+    load_secrets
+    stop_rabbitmq
+    stop_redis
+    stop_postgres
+    log "services stopped"
+    ;;
+  start-node)
+    load_secrets
+    case "$TARGET" in
+      rmq1|rmq2|rmq3) start_epmd; start_node "$TARGET"; wait_node "$TARGET" ;;
+      redis) start_redis ;;
+      postgres) start_postgres ;;
+      *) die "start-node takes rmq1, rmq2, rmq3, redis or postgres" ;;
+    esac
+    ;;
+  kill-node)
+    # Failure injection: end one service abruptly, by its recorded PID.
+    case "$TARGET" in
+      rmq1|rmq2|rmq3) pid=$(node_pid "$TARGET") ;;
+      redis) pid=$(pid_from "$STATE/redis/redis.pid") ;;
+      postgres) pid=$(pid_from "$STATE/pg/data/postmaster.pid") ;;
+      *) die "kill-node takes rmq1, rmq2, rmq3, redis or postgres" ;;
+    esac
+    pid_alive "$pid" || die "$TARGET is not running"
+    kill -9 "$pid"
+    for _ in $(seq 100); do pid_alive "$pid" || break; sleep 0.1; done
+    log "killed $TARGET (pid $pid)"
+    ;;
+  status) status ;;
+  env) print_env ;;
+  wipe)
+    [ -d "$STATE" ] || exit 0
+    "$0" down --profile "$PROFILE"
+    rm -rf "$STATE"
+    log "removed $STATE"
+    ;;
+  install) install_packages ;;
+  *)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    [ "$COMMAND" = help ] || exit 2
+    ;;
+esac
