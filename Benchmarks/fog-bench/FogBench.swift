@@ -42,15 +42,26 @@ struct FogBench: AsyncParsableCommand {
             try await publisher.purgeQueue(queue)
             let body = [UInt8](repeating: UInt8(ascii: "x"), count: size)
 
+            // A sliding window, as pika's: chunks of 100 in flight on `window / 100` tasks, each
+            // sending its next chunk as soon as the previous one is confirmed.
+            let chunk = min(100, window)
+            let lanes = max(1, window / chunk)
             let publishStart = ContinuousClock.now
-            var sent = 0
-            while sent < messages {
-                let count = min(window, messages - sent)
-                let batch = (0..<count).map { _ in OutgoingMessage(exchange: "", routingKey: queue, body: body) }
-                for result in await publisher.publish(batch) {
-                    guard case .success(.ack) = result else { throw ValidationError("publish not acked: \(result)") }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<lanes {
+                    group.addTask {
+                        var start = lane * chunk
+                        while start < messages {
+                            let count = min(chunk, messages - start)
+                            let batch = (0..<count).map { _ in OutgoingMessage(exchange: "", routingKey: queue, body: body) }
+                            for result in await publisher.publish(batch) {
+                                guard case .success(.ack) = result else { throw ValidationError("publish not acked: \(result)") }
+                            }
+                            start += lanes * chunk
+                        }
+                    }
                 }
-                sent += count
+                try await group.waitForAll()
             }
             let publishSeconds = (ContinuousClock.now - publishStart).seconds
 

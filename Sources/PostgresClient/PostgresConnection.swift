@@ -39,7 +39,8 @@ public final class PostgresConnection: Sendable {
         return connection
     }
 
-    deinit { worker.shutdown() }
+    /// The C handle is freed on the worker thread too, never on the thread that drops the last reference.
+    deinit { close() }
 
     public func close() {
         let state = self.state

@@ -40,7 +40,8 @@ public final class RedisConnection: Sendable {
         return connection
     }
 
-    deinit { worker.shutdown() }
+    /// The C handle is freed on the worker thread too, never on the thread that drops the last reference.
+    deinit { close() }
 
     /// Closes the socket and ends the worker thread. Calls made afterwards fail.
     public func close() {

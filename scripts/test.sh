@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make test: install what is missing, build, and run every test (unit and integration)
+# against real RabbitMQ, Redis and PostgreSQL started by scripts/services.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/services.sh install --profile test
+command -v swift >/dev/null || { echo "test: swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }
+
+echo "== building (debug, with tests)"
+swift build --build-tests
+
+echo "== running tests against the test services"
+# Integration tests share the services and some kill their processes: run them one at a time.
+scripts/with-test-services.sh swift test --skip-build --no-parallel "$@"
