@@ -28,7 +28,7 @@ case "$PROFILE" in
   test) D_AMQP=5782 D_DIST=25782 D_MGMT=15782 D_EPMD=4373 D_CTL=35790 D_REDIS=6391 D_PG=55434 D_PLUGINS='[].' ;;
   *) echo "services.sh: unknown profile '$PROFILE' (dev or test)" >&2; exit 2 ;;
 esac
-AMQP_PORT=${FOG_SVC_AMQP_PORT:-$D_AMQP}        # rmq1; rmq2 and rmq3 use +1 and +2
+AMQP_PORT=${FOG_SVC_AMQP_PORT:-$D_AMQP}        # rmq1; rmq2 and rmq3 use +1 and +2; AMQPS is +100
 DIST_PORT=${FOG_SVC_DIST_PORT:-$D_DIST}        # Erlang distribution, same +1/+2 scheme
 MGMT_PORT=${FOG_SVC_MGMT_PORT:-$D_MGMT}        # management UI/API (dev profile only)
 EPMD_PORT=${FOG_SVC_EPMD_PORT:-$D_EPMD}        # a private epmd, not the machine's 4369
@@ -47,7 +47,7 @@ die() { log "error: $*"; exit 1; }
 
 # --- installation -------------------------------------------------------------------------
 
-PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools)
+PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools openssl)
 
 install_packages() {
   local missing=()
@@ -84,6 +84,29 @@ load_secrets() {
   fi
   # shellcheck disable=SC1090
   . "$file"
+}
+
+# --- TLS: a private CA, a server certificate for localhost/127.0.0.1, a client certificate ---
+
+make_certificates() {
+  local dir=$STATE/tls
+  [ -f "$dir/client.pem" ] && return 0
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/CN=FogScheduler local CA ($PROFILE)" 2>/dev/null
+    issue() { # issue NAME CN EXTENSIONS
+      openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" 2>/dev/null
+      printf '%b' "$3" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days 3650 \
+        -extfile "$1.ext" 2>/dev/null
+      rm -f "$1.csr" "$1.ext"
+    }
+    issue server localhost 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n'
+    issue client fog 'extendedKeyUsage=clientAuth\n'
+  ) || die "cannot create the TLS certificates in $dir"
 }
 
 # --- processes --------------------------------------------------------------------------------
@@ -124,10 +147,16 @@ export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 export PATH=$RMQ_BIN:\$PATH
 EOF
   cat >"$dir/rabbitmq.conf" <<EOF
-listeners.tcp.default = $((AMQP_PORT + i))
+listeners.tcp.default = 127.0.0.1:$((AMQP_PORT + i))
 cluster_partition_handling = pause_minority
 log.console = false
 log.file.level = info
+listeners.ssl.default = 127.0.0.1:$((AMQP_PORT + 100 + i))
+ssl_options.cacertfile = $STATE/tls/ca.pem
+ssl_options.certfile = $STATE/tls/server.pem
+ssl_options.keyfile = $STATE/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
 EOF
   # management.* keys fail config validation unless the plugin is enabled.
   if [[ $PLUGINS == *rabbitmq_management* ]]; then
@@ -305,6 +334,8 @@ write_env() {
   cat >"$STATE/env" <<EOF
 # Written by scripts/services.sh ($PROFILE profile). Holds generated secrets: do not commit.
 export ${prefix}_BROKER_URL='$broker'
+export ${prefix}_BROKER_TLS_URL='amqps://fog:$RABBITMQ_FOG_PASS@localhost:$((AMQP_PORT + 100))/fog?cacertfile=$STATE/tls/ca.pem&certfile=$STATE/tls/client.pem&keyfile=$STATE/tls/client.key'
+export ${prefix}_TLS_DIR='$STATE/tls'
 export ${prefix}_REDIS_URL='redis://fog:$REDIS_FOG_PASS@127.0.0.1:$REDIS_PORT/0'
 export ${prefix}_DATABASE_URL='postgres://fog:$PG_FOG_PASS@127.0.0.1:$PG_PORT/fog'
 export ${prefix}_RABBITMQ_ADMIN_URL='http://admin:$RABBITMQ_ADMIN_PASS@127.0.0.1:$MGMT_PORT'
@@ -338,6 +369,7 @@ case "$COMMAND" in
     mkdir -p "$STATE"; chmod 755 "$STATE"
     load_secrets
     started=$SECONDS
+    make_certificates
     start_postgres
     start_redis
     start_rabbitmq

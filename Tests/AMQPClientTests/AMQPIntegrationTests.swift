@@ -147,6 +147,40 @@ struct AMQPIntegrationTests {
         }
     }
 
+    @Test func tlsWithTheCAAndAClientCertificate() async throws {
+        let url = TestServices.brokerTLSURL
+        try #require(!url.isEmpty, "the test services have no TLS listener")
+        let connection = try await connect([url], name: "test-tls")
+        defer { connection.close() }
+        #expect(try await connection.currentBroker().hasPrefix("amqps://localhost:"))
+        try await connection.declareQueue(queue, arguments: .quorumQueue())
+        #expect(try await connection.publish(Array("over TLS".utf8), exchange: "", routingKey: queue) == .ack)
+        let message = try #require(try await connection.get(queue: queue))
+        #expect(message.body == Array("over TLS".utf8))
+        try await connection.ack(message)
+        try await connection.deleteQueue(queue)
+    }
+
+    @Test func tlsRefusesAServerItCannotVerify() async throws {
+        var endpoint = try AMQPEndpoint(url: TestServices.brokerTLSURL)
+        // The server's certificate was not issued by this CA: the client certificate's file is no CA of it.
+        endpoint.tls?.caCertificateFile = TestServices.tlsDirectory + "/client.pem"
+        await #expect {
+            try await AMQPConnection.connect(AMQPConfiguration(endpoints: [endpoint]))
+        } throws: { error in
+            (error as? AMQPError)?.code == .connectionFailed
+        }
+        // Verification checks the name too: the certificate is for "localhost" only, so the same
+        // listener reached as 127.0.0.1 is refused.
+        var wrongName = try AMQPEndpoint(url: TestServices.brokerTLSURL)
+        wrongName.host = "127.0.0.1"
+        await #expect {
+            try await AMQPConnection.connect(AMQPConfiguration(endpoints: [wrongName]))
+        } throws: { error in
+            (error as? AMQPError)?.code == .connectionFailed
+        }
+    }
+
     @Test func aDeadFirstURLIsSkipped() async throws {
         let dead = TestServices.brokerURLs[0].replacingOccurrences(of: ":5782/", with: ":1/")
         let connection = try await connect([dead] + TestServices.brokerURLs.dropFirst(), name: "test-skip")

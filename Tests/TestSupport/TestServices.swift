@@ -22,6 +22,11 @@ public enum TestServices {
         (environment["FOG_TEST_BROKER_URL"] ?? "").split(separator: ",").map(String.init)
     }
 
+    /// An `amqps://` URL of rmq1's TLS listener, with the test CA and a client certificate.
+    public static var brokerTLSURL: String { environment["FOG_TEST_BROKER_TLS_URL"] ?? "" }
+    /// The test CA and certificates (`ca.pem`, `server.pem`, `client.pem`, `client.key`).
+    public static var tlsDirectory: String { environment["FOG_TEST_TLS_DIR"] ?? "" }
+
     public static var redisURL: String { environment["FOG_TEST_REDIS_URL"] ?? "" }
     public static var databaseURL: String { environment["FOG_TEST_DATABASE_URL"] ?? "" }
     public static var servicesDirectory: String { environment["FOG_TEST_SERVICES_DIR"] ?? "" }
