@@ -72,7 +72,7 @@ final class AMQPSession {
         var timeout = timeval(tv_sec: connect.seconds, tv_usec: connect.microseconds)
         let opened = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &timeout)
         guard opened == AMQP_STATUS_OK.rawValue else {
-            throw AMQPError(.connectionFailed, "\(where_): cannot connect: \(Self.statusText(opened))")
+            throw AMQPError(.connectionFailed, "\(where_): cannot connect: \(Self.statusText(opened)); is a broker listening there?")
         }
         let rpc = configuration.rpcTimeout.secondsAndMicroseconds
         var rpcTimeout = timeval(tv_sec: rpc.seconds, tv_usec: rpc.microseconds)
@@ -389,7 +389,14 @@ final class AMQPSession {
         AMQPError(.channelClosed, "cannot \(what): \(close.reply_text.string)", replyCode: Int(close.reply_code))
     }
 
+    /// rabbitmq-c's text for a status; for socket errors, with the system's reason beside it
+    /// ("a socket error occurred (Connection refused)").
     static func statusText(_ status: Int32) -> String {
-        String(cString: amqp_error_string2(status))
+        let text = String(cString: amqp_error_string2(status))
+        let reason = errno
+        guard status == AMQP_STATUS_SOCKET_ERROR.rawValue || status == AMQP_STATUS_TCP_ERROR.rawValue,
+            reason != 0, reason != EINPROGRESS, reason != EAGAIN
+        else { return text }
+        return "\(text) (\(String(cString: strerror(reason))))"
     }
 }
