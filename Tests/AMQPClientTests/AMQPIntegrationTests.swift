@@ -17,7 +17,6 @@ struct AMQPIntegrationTests {
         let consumer = try await connect(name: "test-consumer")
         defer { publisher.close(); consumer.close() }
         try await publisher.declareQueue(queue, arguments: .quorumQueue(deliveryLimit: 10, overflow: .rejectPublish))
-        defer { Task { try? await publisher.deleteQueue(queue) } }
         #expect(Set(try TestServices.quorumMembers(queue)) == ["rmq1@localhost", "rmq2@localhost", "rmq3@localhost"])
 
         let count = 10_000
@@ -42,6 +41,7 @@ struct AMQPIntegrationTests {
         await deliveries.cancel()
         #expect(seen.count == count)
         try await waitUntil { try await publisher.queueInfo(queue).messageCount == 0 }
+        try await publisher.deleteQueue(queue)
     }
 
     @Test func aFullQueueNacksAndAnUnroutableMessageComesBack() async throws {
@@ -50,7 +50,6 @@ struct AMQPIntegrationTests {
         var arguments = AMQPTable.quorumQueue(overflow: .rejectPublish)
         arguments["x-max-length"] = .int(1)
         try await connection.declareQueue(queue, arguments: arguments)
-        defer { Task { try? await connection.deleteQueue(queue) } }
 
         // A quorum queue checks its limit after each enqueue: it takes the message that reaches
         // the limit, then refuses the next ones with a nack until it has room again.
@@ -65,13 +64,13 @@ struct AMQPIntegrationTests {
         #expect(returned == .returned(replyCode: 312, replyText: "NO_ROUTE"))
         // Without mandatory, the same message is dropped by the broker but still acked.
         #expect(try await connection.publish(Array("nowhere".utf8), exchange: "", routingKey: "no.such.queue", mandatory: false) == .ack)
+        try await connection.deleteQueue(queue)
     }
 
     @Test func aMissingExchangeFailsThatPublishOnlyAndTheChannelRecovers() async throws {
         let connection = try await connect()
         defer { connection.close() }
         try await connection.declareQueue(queue, arguments: .quorumQueue())
-        defer { Task { try? await connection.deleteQueue(queue) } }
         await #expect {
             try await connection.publish(Array("x".utf8), exchange: "no.such.exchange", routingKey: "k")
         } throws: { error in
@@ -81,6 +80,7 @@ struct AMQPIntegrationTests {
         // The control channel recovers from a 404 the same way.
         await #expect(throws: AMQPError.self) { try await connection.queueInfo("no.such.queue") }
         #expect(try await connection.queueInfo(queue).messageCount == 1)
+        try await connection.deleteQueue(queue)
     }
 
     @Test func getPurgeRejectAndDeadLettering() async throws {
@@ -91,13 +91,6 @@ struct AMQPIntegrationTests {
         try await connection.declareQueue(dead, arguments: .quorumQueue())
         try await connection.bindQueue(dead, to: dlx, routingKey: "")
         try await connection.declareQueue(queue, arguments: .quorumQueue(deadLetterExchange: dlx))
-        defer {
-            Task {
-                _ = try? await connection.deleteQueue(queue)
-                _ = try? await connection.deleteQueue(dead)
-                try? await connection.deleteExchange(dlx)
-            }
-        }
         #expect(try await connection.get(queue: queue) == nil)
         var properties = AMQPProperties.json
         properties.headers = ["x-fog-index": .int(0)]
@@ -120,6 +113,9 @@ struct AMQPIntegrationTests {
         for index in 1...2 { _ = try await connection.publish(Array("\(index)".utf8), exchange: "", routingKey: queue) }
         #expect(try await connection.purgeQueue(queue) == 2)
         #expect(try await connection.queueInfo(queue).messageCount == 0)
+        try await connection.deleteQueue(queue)
+        try await connection.deleteQueue(dead)
+        try await connection.deleteExchange(dlx)
     }
 
     @Test func aWrongPasswordAnUnreachableHostAndAMissingVhostAreClearErrors() async throws {

@@ -20,7 +20,6 @@ struct PostgresIntegrationTests {
         let db = try await connect()
         defer { db.close() }
         try await makeTable(db)
-        defer { Task { try? await db.query("DROP TABLE \(table)") } }
         let id = UUID()
         let at = Date(timeIntervalSince1970: 1_795_435_205.123456)
         let inserted = try await db.query(
@@ -42,6 +41,7 @@ struct PostgresIntegrationTests {
         #expect(throws: PostgresError.self) { try rows[1].decode("name", as: String.self) }
         #expect(throws: PostgresError.self) { try rows[0].decode("missing", as: String.self) }
         #expect(throws: PostgresError.self) { try rows[0].decode("name", as: Int.self) }
+        try await db.query("DROP TABLE \(table)")
     }
 
     @Test func aRolledBackTransactionLeavesNothing() async throws {
