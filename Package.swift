@@ -55,6 +55,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // clusterctl's adapters and loop: Redis membership and election, rabbitmqctl.
+        .target(
+            name: "ClusterCtl",
+            dependencies: [
+                "FogCore", "RedisClient", "ServiceSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         .executableTarget(
             name: "scheduler",
             dependencies: [
@@ -72,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "clusterctl",
             dependencies: [
-                "ServiceSupport",
+                "ClusterCtl", "ServiceSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -89,7 +97,8 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "FogCoreTests", dependencies: ["FogCore"]),
+        .testTarget(name: "ClusterCtlTests", dependencies: ["ClusterCtl", "TestSupport"]),
         // Finds the real test services (FOG_TEST_* variables) and kills their processes.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ServiceSupport"], path: "Tests/TestSupport"),
     ]
 )

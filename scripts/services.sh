@@ -6,6 +6,10 @@
 #
 #   scripts/services.sh up|down|status|env|wipe [--profile dev|test]
 #   scripts/services.sh kill-node|start-node rmqN|redis|postgres [--profile ...]  (failure tests)
+#   scripts/services.sh stop-node|wipe-node rmqN [--profile ...]
+#
+# The lab profile starts three RabbitMQ nodes only, not clustered: clusterctl's tests form
+# and break that cluster themselves (its Redis is the test profile's).
 #
 # Profiles use different ports and folders, so tests never disturb a running demo.
 set -euo pipefail
@@ -26,7 +30,10 @@ done
 case "$PROFILE" in
   dev)  D_AMQP=5772 D_DIST=25772 D_MGMT=15772 D_EPMD=4372 D_CTL=35772 D_REDIS=6390 D_PG=55433 D_PLUGINS='[rabbitmq_management].' ;;
   test) D_AMQP=5782 D_DIST=25782 D_MGMT=15782 D_EPMD=4373 D_CTL=35790 D_REDIS=6391 D_PG=55434 D_PLUGINS='[].' ;;
-  *) echo "services.sh: unknown profile '$PROFILE' (dev or test)" >&2; exit 2 ;;
+  # autoheal, as in the Swarm deployment: with pause_minority the last running node pauses
+  # when a test stops the other two, which is not what those tests are about.
+  lab)  D_AMQP=5792 D_DIST=25792 D_MGMT=15792 D_EPMD=4374 D_CTL=35810 D_REDIS=6391 D_PG=55434 D_PLUGINS='[].' D_PARTITIONS=autoheal ;;
+  *) echo "services.sh: unknown profile '$PROFILE' (dev, test or lab)" >&2; exit 2 ;;
 esac
 AMQP_PORT=${FOG_SVC_AMQP_PORT:-$D_AMQP}        # rmq1; rmq2 and rmq3 use +1 and +2; AMQPS is +100
 DIST_PORT=${FOG_SVC_DIST_PORT:-$D_DIST}        # Erlang distribution, same +1/+2 scheme
@@ -36,6 +43,7 @@ CTL_PORT=${FOG_SVC_CTL_PORT:-$D_CTL}           # rabbitmqctl's own distribution 
 REDIS_PORT=${FOG_SVC_REDIS_PORT:-$D_REDIS}
 PG_PORT=${FOG_SVC_PG_PORT:-$D_PG}
 PLUGINS=${FOG_SVC_RABBITMQ_PLUGINS:-$D_PLUGINS}
+PARTITIONS=${FOG_SVC_PARTITION_HANDLING:-${D_PARTITIONS:-pause_minority}}
 # Not under /root or a mktemp folder: the postgres user must be able to traverse it.
 STATE=${FOG_SVC_STATE_DIR:-/var/tmp/fogscheduler/$PROFILE}
 RMQ_BIN=/usr/lib/rabbitmq/bin
@@ -148,7 +156,7 @@ export PATH=$RMQ_BIN:\$PATH
 EOF
   cat >"$dir/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$((AMQP_PORT + i))
-cluster_partition_handling = pause_minority
+cluster_partition_handling = $PARTITIONS
 log.console = false
 log.file.level = info
 listeners.ssl.default = 127.0.0.1:$((AMQP_PORT + 100 + i))
@@ -196,17 +204,22 @@ wait_node() {
   fi
 }
 
-start_rabbitmq() {
+prepare_rabbitmq_home() {
   mkdir -p "$STATE/rmq/home"
   local cookie=$STATE/rmq/home/.erlang.cookie
   if [ ! -f "$cookie" ]; then
     printf '%s' "$RABBITMQ_COOKIE" >"$cookie"; chmod 400 "$cookie"
   fi
   start_epmd
+}
+
+start_rabbitmq() {
+  prepare_rabbitmq_home
   # Start all nodes at once: a restarted cluster member waits for its peers to boot.
   local node
   for node in "${NODES[@]}"; do start_node "$node"; done
   for node in "${NODES[@]}"; do wait_node "$node"; done
+  [ "$PROFILE" = lab ] && return 0   # the lab's tests cluster the nodes with clusterctl
   if [ ! -f "$STATE/rmq/clustered" ]; then
     for node in rmq2 rmq3; do
       log "joining $node to rmq1"
@@ -232,6 +245,11 @@ start_rabbitmq() {
 
 stop_rabbitmq() {
   local node pids=()
+  for node in "${NODES[@]}"; do # a clusterctl run beside the node (started by tests) goes first
+    local agent; agent=$(pid_from "$(node_dir "$node")/clusterctl.pid")
+    if pid_alive "$agent"; then kill "$agent" 2>/dev/null || true; fi
+    rm -f "$(node_dir "$node")/clusterctl.pid"
+  done
   for node in "${NODES[@]}"; do
     [ -f "$(node_dir "$node")/env.sh" ] || continue
     if pid_alive "$(node_pid "$node")"; then
@@ -330,6 +348,7 @@ write_env() {
   local broker; broker=$(IFS=,; echo "${urls[*]}")
   local prefix=FOG
   [ "$PROFILE" = test ] && prefix=FOG_TEST
+  [ "$PROFILE" = lab ] && prefix=FOG_LAB
   umask 077
   cat >"$STATE/env" <<EOF
 # Written by scripts/services.sh ($PROFILE profile). Holds generated secrets: do not commit.
@@ -370,8 +389,10 @@ case "$COMMAND" in
     load_secrets
     started=$SECONDS
     make_certificates
-    start_postgres
-    start_redis
+    if [ "$PROFILE" != lab ]; then
+      start_postgres
+      start_redis
+    fi
     start_rabbitmq
     write_env
     log "services up in $((SECONDS - started))s; state in $STATE"
@@ -388,7 +409,7 @@ case "$COMMAND" in
   start-node)
     load_secrets
     case "$TARGET" in
-      rmq1|rmq2|rmq3) start_epmd; start_node "$TARGET"; wait_node "$TARGET" ;;
+      rmq1|rmq2|rmq3) prepare_rabbitmq_home; start_node "$TARGET"; wait_node "$TARGET" ;;
       redis) start_redis ;;
       postgres) start_postgres ;;
       *) die "start-node takes rmq1, rmq2, rmq3, redis or postgres" ;;
@@ -406,6 +427,19 @@ case "$COMMAND" in
     kill -9 "$pid"
     for _ in $(seq 100); do pid_alive "$pid" || break; sleep 0.1; done
     log "killed $TARGET (pid $pid)"
+    ;;
+  stop-node)
+    case "$TARGET" in rmq1|rmq2|rmq3) ;; *) die "stop-node takes rmq1, rmq2 or rmq3" ;; esac
+    if pid_alive "$(node_pid "$TARGET")"; then rmq "$TARGET" rabbitmqctl shutdown >/dev/null 2>&1 || true; fi
+    pid=$(node_pid "$TARGET")
+    if pid_alive "$pid"; then kill -9 "$pid"; fi
+    ;;
+  wipe-node)
+    # Loses the node's data on purpose: for tests of a node that comes back empty.
+    case "$TARGET" in rmq1|rmq2|rmq3) ;; *) die "wipe-node takes rmq1, rmq2 or rmq3" ;; esac
+    pid_alive "$(node_pid "$TARGET")" && die "$TARGET is running: stop it first"
+    rm -rf "$(node_dir "$TARGET")/mnesia"
+    log "wiped $TARGET"
     ;;
   status) status ;;
   env) print_env ;;

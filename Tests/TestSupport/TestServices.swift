@@ -1,4 +1,5 @@
 import Foundation
+import ServiceSupport
 import Testing
 
 /// The real RabbitMQ, Redis and PostgreSQL started by `scripts/services.sh --profile test`,
@@ -68,53 +69,25 @@ public enum TestServices {
         _ = try run([script, command, service, "--profile", "test"])
     }
 
-    /// Runs argv, returns stdout; throws with stderr when it exits non-zero. Output goes
-    /// through files, not pipes: a daemon started by the script must not hold them open.
-    /// (posix_spawn and waitpid, since Foundation's Process.waitUntilExit was seen to hang here.)
+    /// Runs argv, returns stdout; throws with stderr when it exits non-zero.
     @discardableResult
-    public static func run(_ argv: [String]) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fog-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let outPath = directory.appendingPathComponent("stdout").path
-        let errPath = directory.appendingPathComponent("stderr").path
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-
-        var environment = ProcessInfo.processInfo.environment
-        environment["FOG_SVC_STATE_DIR"] = servicesDirectory
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
-        guard spawned == 0 else {
-            throw CommandFailed(argv: argv, status: spawned, stderr: "cannot start: \(String(cString: strerror(spawned)))")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0
-        let code = (status >> 8) & 0xff
-        guard exited && code == 0 else {
-            throw CommandFailed(argv: argv, status: exited ? code : -1, stderr: err)
-        }
-        return out
+    public static func run(_ argv: [String], environment: [String: String] = [:]) throws -> String {
+        let output = try CommandRunner.runBlocking(argv, environment: environment.merging(["FOG_SVC_STATE_DIR": servicesDirectory]) { a, _ in a })
+        guard output.succeeded else { throw CommandFailed(argv: argv, status: output.status, stderr: output.stderr) }
+        return output.stdout
     }
 
     public struct CommandFailed: Error, CustomStringConvertible {
         public let argv: [String]
         public let status: Int32
         public let stderr: String
+
+        public init(argv: [String], status: Int32, stderr: String) {
+            self.argv = argv
+            self.status = status
+            self.stderr = stderr
+        }
+
         public var description: String { "\(argv.joined(separator: " ")) exited \(status): \(stderr)" }
     }
 }

@@ -1,0 +1,294 @@
+import ClientSupport
+import FogCore
+import Foundation
+import Logging
+import RedisClient
+import Synchronization
+
+/// `clusterctl run`: keeps one RabbitMQ node in the cluster through Redis.
+///
+/// Two loops run side by side. The election loop (every tick, Redis only) claims, renews or
+/// gives up the master key. The membership loop (every heartbeat, one `rabbitmqctl` call)
+/// heartbeats, registers the node once it is a member, joins it to the master's cluster when it
+/// is not (one node at a time, under a lock), and, on the master, prunes members whose
+/// heartbeat expired. They are apart so that slow CLI calls never delay a lease renewal.
+/// When Redis is unreachable, nothing is done to RabbitMQ.
+public struct ClusterAgent: Sendable {
+    public let configuration: ClusterCtlConfiguration
+    let rabbit: any RabbitMQControl
+    let redis: RedisConnection
+    let logger: Logger
+    private let shared = Shared()
+
+    /// What the two loops share: the lease, and the last view of the local node.
+    final class Shared: Sendable {
+        let lease = Mutex<MasterLease?>(nil)
+        let localStatus = Mutex<RabbitClusterStatus?>(nil)
+    }
+
+    public init(configuration: ClusterCtlConfiguration, rabbit: any RabbitMQControl, redis: RedisConnection, logger: Logger) {
+        self.configuration = configuration
+        self.rabbit = rabbit
+        self.redis = redis
+        self.logger = logger
+    }
+
+    var node: String { configuration.node }
+
+    var isMaster: Bool { shared.lease.withLock { $0?.isMaster ?? false } }
+
+    /// Runs until the task is cancelled; then gives up the master key if it holds it.
+    public func run() async throws {
+        shared.lease.withLock { $0 = MasterLease(ttl: configuration.masterLease) }
+        await waitForLocalNode()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await electionLoop() }
+            group.addTask { await membershipLoop() }
+        }
+        if isMaster {
+            _ = try? await redis.compareAndDelete(ClusterKeys.master, expected: node)
+            logger.info("gave up the master key on shutdown")
+        }
+    }
+
+    private func waitForLocalNode() async {
+        var waited = false
+        while !Task.isCancelled, !(await rabbit.isRunning(node)) {
+            if !waited { logger.info("waiting for the local RabbitMQ node") }
+            waited = true
+            try? await Task.sleep(for: .seconds(2))
+        }
+        logger.info("the local RabbitMQ node is running")
+    }
+
+    // MARK: Election
+
+    private func electionLoop() async {
+        var log = OnceLog(logger: logger)
+        let origin = ContinuousClock.now
+        while !Task.isCancelled {
+            await elect(now: ContinuousClock.now - origin, log: &log)
+            try? await Task.sleep(for: configuration.tick)
+        }
+    }
+
+    func elect(now: Duration, log: inout OnceLog) async {
+        let action = shared.lease.withLock { $0!.tick(now: now) }
+        do {
+            switch action {
+            case .stepDown:
+                log.say("stepdown", .warning, "the master lease lapsed without renewal: no longer master")
+            case .renew:
+                let renewed = try await redis.compareAndExpire(ClusterKeys.master, expected: node, ttl: configuration.masterLease)
+                shared.lease.withLock { renewed ? $0!.renewed(at: now) : $0!.lost() }
+                if !renewed { logger.warning("another node holds the master key: no longer master") }
+            case .observe:
+                guard !isMaster else { break }
+                let current = try await redis.get(ClusterKeys.master)
+                if current == node {
+                    // Ours from before a restart of clusterctl: adopt it while we can still renew it.
+                    if try await redis.compareAndExpire(ClusterKeys.master, expected: node, ttl: configuration.masterLease) {
+                        let epoch = Int(try await redis.get(ClusterKeys.epoch) ?? "0") ?? 0
+                        shared.lease.withLock { $0!.held(epoch: epoch, at: now) }
+                    }
+                } else if current == nil {
+                    try await claim(now: now, log: &log)
+                }
+            }
+            log.clear("redis", "Redis is reachable again")
+        } catch {
+            log.say("redis", .warning, "Redis unreachable; RabbitMQ is left as it is: \(error)")
+        }
+    }
+
+    /// Claims the vacant key from the last view of the local node (at most a heartbeat old):
+    /// a CLI call here would cost half a second of the failover. A node that died meanwhile
+    /// releases the key at its next membership check.
+    private func claim(now: Duration, log: inout OnceLog) async throws {
+        guard let status = shared.localStatus.withLock({ $0 }) else { return }
+        let live = try await liveMembers()
+        guard JoinPlanner.mayLead(node: node, local: status, liveMembers: live) else {
+            log.say("mayNotLead", .info, "not claiming the vacant master key: live members \(live.sorted()) are not all in this node's cluster")
+            return
+        }
+        guard try await redis.set(ClusterKeys.master, to: node, expiry: configuration.masterLease, onlyIfAbsent: true) else { return }
+        let epoch = try await redis.increment(ClusterKeys.epoch)
+        shared.lease.withLock { $0!.held(epoch: epoch, at: now) }
+        logger.notice("became master", metadata: ["epoch": "\(epoch)"])
+        try await register()
+    }
+
+    /// Members whose heartbeat key still exists.
+    func liveMembers() async throws -> Set<String> {
+        let members = try await redis.setMembers(ClusterKeys.members).sorted()
+        guard !members.isEmpty else { return [] }
+        let replies = try await redis.pipeline(members.map { ["EXISTS", ClusterKeys.heartbeat($0)] })
+        return Set(zip(members, replies).filter { $0.1 == .integer(1) }.map(\.0))
+    }
+
+    // MARK: Membership
+
+    private func membershipLoop() async {
+        var log = OnceLog(logger: logger)
+        while !Task.isCancelled {
+            let settled = await reconcile(log: &log)
+            // Until the node is a settled member, look again soon, not a heartbeat later.
+            try? await Task.sleep(for: settled ? configuration.heartbeatInterval : min(configuration.heartbeatInterval, .seconds(2)))
+        }
+    }
+
+    /// Checks the local node, heartbeats, joins or prunes. True when the node is a settled member.
+    /// One `cluster_status` call (a CLI call boots an Erlang VM: about half a second of CPU)
+    /// tells both whether the node runs and what its cluster is.
+    func reconcile(log: inout OnceLog) async -> Bool {
+        let observed = try? await rabbit.clusterStatus(node)
+        guard let status = observed, status.runningNodes.contains(node) else {
+            log.say("localDown", .warning, "the local RabbitMQ node is not running; not heartbeating")
+            if isMaster {
+                _ = try? await redis.compareAndDelete(ClusterKeys.master, expected: node)
+                shared.lease.withLock { $0!.lost() }
+                logger.warning("released the master key: the local node is down")
+            }
+            return false
+        }
+        log.clear("localDown", "the local RabbitMQ node runs again")
+        shared.localStatus.withLock { $0 = status }
+        do {
+            if isMaster {
+                try await register()
+                try await prune()
+                return true
+            }
+            guard let master = try await redis.get(ClusterKeys.master) else { return false }
+            if status.nodes.contains(master) {
+                try await register()
+                log.clear("join", "")
+                return true
+            }
+            try await join(master: master, log: &log)
+            return false
+        } catch {
+            log.say("reconcile", .warning, "cannot reconcile membership: \(error)")
+            return false
+        }
+    }
+
+    /// SADD to the members and a fresh heartbeat, in one round trip.
+    func register() async throws {
+        let timestamp = String(Int(Date().timeIntervalSince1970))
+        let ttl = String(Int(configuration.heartbeatTTL.seconds.rounded(.up)))
+        let replies = try await redis.pipeline([
+            ["SET", ClusterKeys.heartbeat(node), timestamp, "EX", ttl],
+            ["SADD", ClusterKeys.members, node],
+        ])
+        if let failure = replies.first(where: { if case .error = $0 { return true } else { return false } }) {
+            throw RedisError(.server, "heartbeat refused: \(failure)")
+        }
+    }
+
+    /// As master: members whose heartbeat expired leave the set, each logged.
+    @discardableResult
+    public func prune() async throws -> [String] {
+        let members = try await redis.setMembers(ClusterKeys.members)
+        let live = try await liveMembers()
+        let stale = members.subtracting(live).sorted()
+        for member in stale {
+            try await redis.setRemove(ClusterKeys.members, member)
+            logger.warning("pruned a member whose heartbeat expired", metadata: ["member": "\(member)"])
+        }
+        return stale
+    }
+
+    /// The plan for joining `master`'s cluster now, from both nodes' views.
+    public func plan(joining master: String) async throws -> (JoinPlanner.Plan, RabbitClusterStatus) {
+        let local = try await rabbit.clusterStatus(node)
+        let masterView = try await rabbit.clusterStatus(master)
+        let unreplicated = try await rabbit.unreplicatedMessages(on: node)
+        let plan = JoinPlanner.plan(node: node, local: local, master: master, masterView: masterView, unreplicatedMessages: unreplicated)
+        return (plan, masterView)
+    }
+
+    /// Brings the node into `master`'s cluster by the planner's rule, one node at a time.
+    func join(master: String, log: inout OnceLog) async throws {
+        let (plan, masterView) = try await plan(joining: master)
+        if case .refuse(let reason) = plan {
+            log.say("join", .error, "not joining \(master): \(reason); resolve it, then run `clusterctl rejoin`")
+            return
+        }
+        guard plan != .alreadyMember else { return }
+        // The lock is ours if we take it, or if an earlier run of ours died holding it.
+        var taken = try await redis.set(ClusterKeys.joinLock, to: node, expiry: configuration.joinLockTTL, onlyIfAbsent: true)
+        if !taken { taken = try await redis.compareAndExpire(ClusterKeys.joinLock, expected: node, ttl: configuration.joinLockTTL) }
+        guard taken else {
+            log.say("joinLock", .info, "waiting for another node's join to finish")
+            return
+        }
+        log.clear("joinLock", "")
+        do {
+            let blockers = await wipedPeers(in: masterView)
+            if blockers.isEmpty {
+                try await execute(plan, master: master)
+                try await register()
+            } else if plan == .forgetThenJoin {
+                // Leave the cluster's list first, so that the wiped peers can do the same;
+                // joining now would fail on their fresh schemas. Join at a later turn.
+                logger.notice("leaving the cluster's list before joining", metadata: ["waitingFor": "\(blockers.sorted())"])
+                try await rabbit.leaveList(node, master: master)
+            } else {
+                log.say("blockers", .info, "waiting for wiped nodes \(blockers.sorted()) to leave the cluster's list before joining")
+            }
+        } catch {
+            // Every failed attempt is logged: each one ran commands on the node.
+            logger.warning("joining failed; will try again", metadata: ["master": "\(master)", "error": "\(error)"])
+        }
+        _ = try? await redis.compareAndDelete(ClusterKeys.joinLock, expected: node)
+    }
+
+    /// Nodes the cluster lists as members but that run on their own: wiped nodes that have not
+    /// left the list yet. A join while one exists fails (mnesia meets a foreign schema).
+    func wipedPeers(in masterView: RabbitClusterStatus) async -> Set<String> {
+        var wiped: Set<String> = []
+        for peer in masterView.nodes.subtracting(masterView.runningNodes).subtracting([node]) {
+            if let view = try? await rabbit.clusterStatus(peer), view.isStandalone(peer) { wiped.insert(peer) }
+        }
+        return wiped
+    }
+
+    /// Carries out a join plan with rabbitmqctl, logging it and the time it took.
+    public func execute(_ plan: JoinPlanner.Plan, master: String) async throws {
+        let started = ContinuousClock.now
+        logger.notice("joining the master's cluster", metadata: ["master": "\(master)", "plan": "\(plan)"])
+        switch plan {
+        case .alreadyMember, .refuse:
+            return
+        case .join:
+            try await rabbit.resetAndJoin(node, master: master)
+        case .forgetThenJoin:
+            try await rabbit.resetAndJoin(node, master: master, forgetFirst: true)
+            try await rabbit.growQueues(onto: node)
+        case .resetThenRejoin:
+            try await rabbit.resetAndJoin(node, master: master)
+            try await rabbit.growQueues(onto: node)
+        }
+        logger.notice("joined", metadata: ["master": "\(master)", "seconds": "\((ContinuousClock.now - started).seconds)"])
+    }
+}
+
+/// Logs a condition once when it starts and once when it ends, not on every retry.
+struct OnceLog {
+    let logger: Logger
+    private var active: [String: String] = [:]
+
+    init(logger: Logger) { self.logger = logger }
+
+    mutating func say(_ key: String, _ level: Logger.Level, _ message: String) {
+        guard active[key] != message else { return }
+        active[key] = message
+        logger.log(level: level, "\(message)")
+    }
+
+    mutating func clear(_ key: String, _ message: String) {
+        guard active.removeValue(forKey: key) != nil, !message.isEmpty else { return }
+        logger.info("\(message)")
+    }
+}

@@ -1,0 +1,40 @@
+import RedisClient
+
+/// clusterctl's settings, with the defaults of the design (heartbeat every 10 s, TTL 30 s).
+public struct ClusterCtlConfiguration: Sendable {
+    /// The local RabbitMQ node (`rabbit@rabbitmq1`, `rmq1@localhost`).
+    public var node: String
+    public var redis: RedisConfiguration
+    public var heartbeatInterval: Duration = .seconds(10)
+    public var heartbeatTTL: Duration = .seconds(30)
+    /// How long the master key lives without renewal; a new master holds it within this + 1 tick.
+    public var masterLease: Duration = .seconds(10)
+    /// How often the election is looked at (Redis only: cheap).
+    public var tick: Duration = .seconds(1)
+    /// How long one join may hold the join lock.
+    public var joinLockTTL: Duration = .seconds(60)
+
+    public init(node: String, redis: RedisConfiguration) {
+        self.node = node
+        self.redis = redis
+    }
+
+    /// Refuses settings that cannot work together, naming them.
+    public func validate() throws {
+        func fail(_ reason: String) -> ValidationFailure { ValidationFailure(reason: reason) }
+        guard node.contains("@"), !node.hasPrefix("@"), !node.hasSuffix("@") else {
+            throw fail("the node name '\(node)' must look like name@host")
+        }
+        guard heartbeatInterval > .zero, heartbeatTTL > heartbeatInterval else {
+            throw fail("the heartbeat TTL (\(heartbeatTTL)) must be longer than its interval (\(heartbeatInterval))")
+        }
+        guard masterLease >= tick * 3 else {
+            throw fail("the master lease (\(masterLease)) must be at least three ticks (\(tick)) to be renewed in time")
+        }
+    }
+
+    public struct ValidationFailure: Error, CustomStringConvertible {
+        public let reason: String
+        public var description: String { reason }
+    }
+}

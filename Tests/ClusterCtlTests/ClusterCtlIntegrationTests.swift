@@ -1,0 +1,185 @@
+import AMQPClient
+import FogCore
+import Foundation
+import RedisClient
+import ServiceSupport
+import TestSupport
+import Testing
+
+/// clusterctl against real RabbitMQ nodes and Redis: each test starts a fresh 3-node lab and
+/// a `clusterctl run` process per node, then kills, wipes and restarts real processes.
+@Suite(TestServices.required, .serialized, .timeLimit(.minutes(10)))
+struct ClusterCtlIntegrationTests {
+    let names = ["rmq1", "rmq2", "rmq3"]
+    let lease = Duration.seconds(RabbitLab.masterLease)
+
+    func masterAndMembers(_ lab: RabbitLab) async throws -> (String?, Set<String>) {
+        let redis = try await lab.connectRedis()
+        defer { redis.close() }
+        return (try await redis.get(ClusterKeys.master), try await redis.setMembers(ClusterKeys.members))
+    }
+
+    /// Starts every agent at once and waits for one cluster with one master and three members.
+    func form(_ lab: RabbitLab) async throws -> Duration {
+        for name in names { try lab.startAgent(name) }
+        let took = try await lab.waitFor(.seconds(150)) {
+            let (master, members) = try await masterAndMembers(lab)
+            return master != nil && members.count == 3 && lab.formed(names)
+        }
+        return try #require(took, "the cluster did not form")
+    }
+
+    @Test func formsFailsOverAndRejoinsAfterAKillAndAWipe() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+
+        let formedIn = try await form(lab)
+        let (master, members) = try await masterAndMembers(lab)
+        let oldMaster = try #require(master)
+        #expect(members == Set(names.map(RabbitLab.node)))
+        let claims = try names.map { try String(contentsOfFile: "\(lab.directory)/rmq/\($0)/clusterctl.log", encoding: .utf8) }
+            .map { $0.components(separatedBy: "became master").count - 1 }
+        #expect(claims.reduce(0, +) == 1, "exactly one node became master: \(claims)")
+
+        let queue = "fog.lab.failover"
+        try lab.createBrokerUser(on: String(oldMaster.prefix { $0 != "@" }))
+        let urls = try lab.brokerURLs()
+        let masterName = String(oldMaster.prefix { $0 != "@" })
+        let survivors = names.filter { $0 != masterName }
+        // The publisher talks to the survivors only, so the kill is the queue's failover, not its own.
+        let survivorURLs = survivors.map { urls[names.firstIndex(of: $0)!] }
+        let publisher = try await AMQPConnection.connect(AMQPConfiguration(urls: survivorURLs.joined(separator: ","), connectionName: "lab-publisher"))
+        defer { publisher.close() }
+        try await publisher.declareQueue(queue, arguments: .quorumQueue())
+        #expect(lab.quorumMembers(queue, via: survivors[0]) == Set(names.map(RabbitLab.node)))
+
+        // kill -9 the master's RabbitMQ node and its clusterctl, while publishing.
+        let killedAt = ContinuousClock.now
+        lab.killAgent(masterName)
+        try lab.killNode(masterName)
+        var confirmedAfterKill = 0, failedAfterKill = 0
+        let newMaster = try await lab.waitFor(lease + .seconds(10), every: .milliseconds(100)) {
+            if (try? await publisher.publish(Array("after the kill".utf8), exchange: "", routingKey: queue)) == .ack {
+                confirmedAfterKill += 1
+            } else {
+                failedAfterKill += 1
+            }
+            let (master, _) = try await masterAndMembers(lab)
+            return master != nil && master != oldMaster
+        }
+        _ = try #require(newMaster, "no new master within the lease + 10 s")
+        let failover = ContinuousClock.now - killedAt
+        // The bound of the design is lease + 1 s; the assertion leaves room for a loaded machine.
+        #expect(failover <= lease + .seconds(3))
+        #expect(confirmedAfterKill > 0)
+        #expect(try await publisher.publish(Array("still accepted".utf8), exchange: "", routingKey: queue) == .ack)
+
+        // The killed node, started again with its clusterctl, rejoins with no manual step.
+        let restartedAt = ContinuousClock.now
+        try lab.startNode(masterName)
+        try lab.startAgent(masterName)
+        let rejoinedIn = try #require(await lab.waitFor(.seconds(120)) { lab.formed(names) }, "the killed node did not rejoin")
+        let restartToRejoin = ContinuousClock.now - restartedAt
+
+        // Wipe a node that is not the master, start it: it rejoins and the queue has 3 members again.
+        let (currentMaster, _) = try await masterAndMembers(lab)
+        let victim = try #require(names.first { RabbitLab.node($0) != currentMaster && $0 != masterName })
+        lab.killAgent(victim)
+        try lab.stopNode(victim)
+        try lab.wipeNode(victim)
+        let wipedAt = ContinuousClock.now
+        try lab.startNode(victim)
+        try lab.startAgent(victim)
+        _ = try #require(await lab.waitFor(.seconds(150)) {
+            lab.formed(names) && lab.quorumMembers(queue, via: victim) == Set(names.map(RabbitLab.node))
+        }, "the wiped node did not rejoin with its quorum replica")
+        let wipeToHealed = ContinuousClock.now - wipedAt
+        try await publisher.deleteQueue(queue)
+
+        print("""
+            clusterctl: formed in \(formedIn); master failover in \(failover) (lease \(lease)); \
+            \(confirmedAfterKill) confirmed / \(failedAfterKill) failed publishes during it; \
+            killed node rejoined \(restartToRejoin) after its restart (\(rejoinedIn) after start returned); \
+            wiped node back with 3 quorum members \(wipeToHealed) after the wipe
+            """)
+    }
+
+    @Test func twoNodesStartingTogetherBothJoinFiveTimesOutOfFive() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+        try lab.startAgent("rmq1")
+        _ = try #require(await lab.waitFor(.seconds(60)) {
+            try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
+        }, "rmq1 did not become master")
+
+        var joined = 0
+        var times: [Duration] = []
+        for round in 1...5 {
+            if round > 1 {
+                for name in ["rmq2", "rmq3"] {
+                    lab.killAgent(name)
+                    try lab.stopNode(name)
+                    try lab.wipeNode(name)
+                }
+                // Both nodes boot at the same moment.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for name in ["rmq2", "rmq3"] { group.addTask { try lab.startNode(name) } }
+                    try await group.waitForAll()
+                }
+            }
+            try lab.startAgent("rmq2")
+            try lab.startAgent("rmq3")
+            if let took = await lab.waitFor(.seconds(150), { lab.formed(names) }) {
+                joined += 1
+                times.append(took)
+            } else {
+                Issue.record("round \(round): not every node joined")
+            }
+        }
+        #expect(joined == 5)
+        print("clusterctl: two simultaneous joins completed \(joined)/5 times, in \(times.map { "\($0)" }.joined(separator: ", "))")
+    }
+
+    @Test func aRedisOutageChangesNothingAndStatusIsConsistentAfterIt() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+        _ = try await form(lab)
+        let joinsBefore = try names.map { try joinCount(lab, $0) }
+
+        try TestServices.kill("redis")
+        let outage = ContinuousClock.now
+        var checks = 0
+        while ContinuousClock.now - outage < .seconds(60) {
+            #expect(lab.formed(names), "the cluster changed while Redis was down")
+            checks += 1
+            try await Task.sleep(for: .seconds(5))
+        }
+        try TestServices.start("redis")
+        #expect(try names.map { try joinCount(lab, $0) } == joinsBefore, "a node joined (and so was reset) during the outage")
+
+        // Redis came back empty (the test Redis keeps no data): the agents register again.
+        let consistentIn = await lab.waitFor(.seconds(60)) { (try? clusterctl(lab, "health"))?.succeeded == true }
+        let health = try clusterctl(lab, "health")
+        #expect(consistentIn != nil, "clusterctl health after the outage:\n\(health.stdout)")
+        let status = try clusterctl(lab, "status")
+        for name in names { #expect(status.stdout.contains("\(RabbitLab.node(name))")) }
+        #expect(!status.stdout.contains("✗"), "\(status.stdout)")
+        print("clusterctl: \(checks) checks during 60 s without Redis found the cluster unchanged; consistent again \(consistentIn.map { "\($0)" } ?? "never") after Redis returned")
+    }
+
+    private func joinCount(_ lab: RabbitLab, _ name: String) throws -> Int {
+        let log = (try? String(contentsOfFile: "\(lab.directory)/rmq/\(name)/clusterctl.log", encoding: .utf8)) ?? ""
+        return log.components(separatedBy: "joining the master's cluster").count - 1
+    }
+
+    /// Runs the real `clusterctl` binary as an operator would, from rmq1's environment.
+    private func clusterctl(_ lab: RabbitLab, _ command: String) throws -> CommandRunner.Output {
+        let binary = TestServices.repositoryRoot.appendingPathComponent(".build/debug/clusterctl").path
+        let env = "\(lab.directory)/rmq/rmq1/env.sh"
+        return try CommandRunner.runBlocking(["/bin/bash", "-c",
+            ". '\(env)' && '\(binary)' \(command) --node rmq1@localhost --redis-url '\(lab.redisURL)' --heartbeat-ttl \(RabbitLab.heartbeatTTL)"])
+    }
+}
