@@ -8,8 +8,9 @@
 #   scripts/services.sh kill-node|start-node rmqN|redis|postgres [--profile ...]  (failure tests)
 #   scripts/services.sh stop-node|wipe-node rmqN [--profile ...]
 #
-# The lab profile starts three RabbitMQ nodes only, not clustered: clusterctl's tests form
-# and break that cluster themselves (its Redis is the test profile's).
+# A `clusterctl run` beside each RabbitMQ node forms the cluster through Redis (it is built
+# first if needed). The lab profile starts three RabbitMQ nodes only, without clusterctl:
+# clusterctl's own tests form and break that cluster (with the test profile's Redis).
 #
 # Profiles use different ports and folders, so tests never disturb a running demo.
 set -euo pipefail
@@ -219,17 +220,14 @@ start_rabbitmq() {
   local node
   for node in "${NODES[@]}"; do start_node "$node"; done
   for node in "${NODES[@]}"; do wait_node "$node"; done
-  [ "$PROFILE" = lab ] && return 0   # the lab's tests cluster the nodes with clusterctl
-  if [ ! -f "$STATE/rmq/clustered" ]; then
-    for node in rmq2 rmq3; do
-      log "joining $node to rmq1"
-      rmq "$node" rabbitmqctl stop_app >/dev/null
-      rmq "$node" rabbitmqctl reset >/dev/null
-      rmq "$node" rabbitmqctl join_cluster rmq1@localhost >/dev/null 2>&1 || die "$node could not join rmq1"
-      rmq "$node" rabbitmqctl start_app >/dev/null
-    done
-    touch "$STATE/rmq/clustered"
-  fi
+  [ "$PROFILE" = lab ] && return 0   # the lab's tests run clusterctl themselves
+  # clusterctl beside each node forms the cluster (and keeps it whole) through Redis.
+  for node in "${NODES[@]}"; do start_agent "$node"; done
+  local deadline=$((SECONDS + 240))
+  until [ "$(rmq rmq1 rabbitmqctl -q eval 'length(rabbit_nodes:all_running()).' 2>/dev/null)" = 3 ]; do
+    [ $SECONDS -lt $deadline ] || die "the cluster did not form within 240s (see $STATE/rmq/rmq*/clusterctl.log)"
+    sleep 1
+  done
   if [ ! -f "$STATE/rmq/users" ]; then
     log "creating vhost fog and users fog, admin"
     rmq rmq1 rabbitmqctl add_vhost fog >/dev/null
@@ -241,6 +239,39 @@ start_rabbitmq() {
     rmq rmq1 rabbitmqctl delete_user guest >/dev/null 2>&1 || true
     touch "$STATE/rmq/users"
   fi
+}
+
+# --- clusterctl ---------------------------------------------------------------------------------
+
+find_clusterctl() {
+  [ -n "${CLUSTERCTL:-}" ] && return 0
+  local repo candidate
+  repo=$(cd "$(dirname "$0")/.." && pwd)
+  CLUSTERCTL=${FOG_CLUSTERCTL:-}
+  if [ -z "$CLUSTERCTL" ]; then
+    for candidate in "$repo/.build/debug/clusterctl" "$repo/.build/release/clusterctl"; do
+      [ -x "$candidate" ] && { CLUSTERCTL=$candidate; break; }
+    done
+  fi
+  if [ -z "$CLUSTERCTL" ]; then
+    log "building clusterctl"
+    (cd "$repo" && swift build --product clusterctl >/dev/null) || die "cannot build clusterctl"
+    CLUSTERCTL=$repo/.build/debug/clusterctl
+  fi
+  [ -x "$CLUSTERCTL" ] || die "clusterctl not found at $CLUSTERCTL"
+}
+
+start_agent() { # clusterctl run beside node $1, logging to its folder, PID recorded
+  local node=$1 dir pidfile
+  dir=$(node_dir "$node"); pidfile=$dir/clusterctl.pid
+  pid_alive "$(pid_from "$pidfile")" && return 0
+  find_clusterctl
+  (
+    . "$dir/env.sh"
+    exec "$CLUSTERCTL" run --node "$node@localhost" \
+      --redis-url "redis://fog:$REDIS_FOG_PASS@127.0.0.1:$REDIS_PORT/0"
+  ) >>"$dir/clusterctl.log" 2>&1 &
+  echo $! >"$pidfile"
 }
 
 stop_rabbitmq() {
@@ -374,6 +405,9 @@ status() {
     pid=$(node_pid "$node")
     if pid_alive "$pid"; then echo "✓ RabbitMQ $node  pid $pid  amqp 127.0.0.1:$((AMQP_PORT + $(node_index "$node")))"
     else echo "✗ RabbitMQ $node  not running"; rc=1; fi
+    [ "$PROFILE" = lab ] && continue
+    pid=$(pid_from "$(node_dir "$node")/clusterctl.pid")
+    if pid_alive "$pid"; then echo "✓ clusterctl  $node  pid $pid"; else echo "✗ clusterctl beside $node not running"; rc=1; fi
   done
   pid=$(pid_from "$STATE/redis/redis.pid")
   if pid_alive "$pid"; then echo "✓ Redis       pid $pid  127.0.0.1:$REDIS_PORT"; else echo "✗ Redis not running"; rc=1; fi
@@ -409,7 +443,10 @@ case "$COMMAND" in
   start-node)
     load_secrets
     case "$TARGET" in
-      rmq1|rmq2|rmq3) prepare_rabbitmq_home; start_node "$TARGET"; wait_node "$TARGET" ;;
+      rmq1|rmq2|rmq3)
+        prepare_rabbitmq_home; start_node "$TARGET"; wait_node "$TARGET"
+        [ "$PROFILE" = lab ] || start_agent "$TARGET"
+        ;;
       redis) start_redis ;;
       postgres) start_postgres ;;
       *) die "start-node takes rmq1, rmq2, rmq3, redis or postgres" ;;

@@ -163,7 +163,7 @@ struct ClusterCtlIntegrationTests {
         // Redis came back empty (the test Redis keeps no data): the agents register again.
         let consistentIn = await lab.waitFor(.seconds(60)) { (try? clusterctl(lab, "health"))?.succeeded == true }
         let health = try clusterctl(lab, "health")
-        #expect(consistentIn != nil, "clusterctl health after the outage:\n\(health.stdout)")
+        #expect(consistentIn != nil, "clusterctl health after the outage:\n\(health.stdout)\(health.stderr)")
         let status = try clusterctl(lab, "status")
         for name in names { #expect(status.stdout.contains("\(RabbitLab.node(name))")) }
         #expect(!status.stdout.contains("✗"), "\(status.stdout)")
@@ -180,6 +180,6 @@ struct ClusterCtlIntegrationTests {
         let binary = TestServices.repositoryRoot.appendingPathComponent(".build/debug/clusterctl").path
         let env = "\(lab.directory)/rmq/rmq1/env.sh"
         return try CommandRunner.runBlocking(["/bin/bash", "-c",
-            ". '\(env)' && '\(binary)' \(command) --node rmq1@localhost --redis-url '\(lab.redisURL)' --heartbeat-ttl \(RabbitLab.heartbeatTTL)"])
+            ". '\(env)' && '\(binary)' \(command) --node rmq1@localhost --redis-url '\(lab.redisURL)' --heartbeat-interval \(RabbitLab.heartbeatInterval) --heartbeat-ttl \(RabbitLab.heartbeatTTL)"])
     }
 }
