@@ -18,12 +18,14 @@ public struct ClusterAgent: Sendable {
     let rabbit: any RabbitMQControl
     let redis: RedisConnection
     let logger: Logger
-    private let shared = Shared()
+    private let shared: Shared
 
     /// What the two loops share: the lease, and the last view of the local node.
     final class Shared: Sendable {
-        let lease = Mutex<MasterLease?>(nil)
+        let lease: Mutex<MasterLease>
         let localStatus = Mutex<RabbitClusterStatus?>(nil)
+
+        init(leaseTTL: Duration) { lease = Mutex(MasterLease(ttl: leaseTTL)) }
     }
 
     public init(configuration: ClusterCtlConfiguration, rabbit: any RabbitMQControl, redis: RedisConnection, logger: Logger) {
@@ -31,15 +33,15 @@ public struct ClusterAgent: Sendable {
         self.rabbit = rabbit
         self.redis = redis
         self.logger = logger
+        self.shared = Shared(leaseTTL: configuration.masterLease)
     }
 
     var node: String { configuration.node }
 
-    var isMaster: Bool { shared.lease.withLock { $0?.isMaster ?? false } }
+    var isMaster: Bool { shared.lease.withLock { $0.isMaster } }
 
     /// Runs until the task is cancelled; then gives up the master key if it holds it.
     public func run() async throws {
-        shared.lease.withLock { $0 = MasterLease(ttl: configuration.masterLease) }
         await waitForLocalNode()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await electionLoop() }
@@ -73,14 +75,14 @@ public struct ClusterAgent: Sendable {
     }
 
     func elect(now: Duration, log: inout OnceLog) async {
-        let action = shared.lease.withLock { $0!.tick(now: now) }
+        let action = shared.lease.withLock { $0.tick(now: now) }
         do {
             switch action {
             case .stepDown:
                 log.say("stepdown", .warning, "the master lease lapsed without renewal: no longer master")
             case .renew:
                 let renewed = try await redis.compareAndExpire(ClusterKeys.master, expected: node, ttl: configuration.masterLease)
-                shared.lease.withLock { renewed ? $0!.renewed(at: now) : $0!.lost() }
+                shared.lease.withLock { renewed ? $0.renewed(at: now) : $0.lost() }
                 if !renewed { logger.warning("another node holds the master key: no longer master") }
             case .observe:
                 guard !isMaster else { break }
@@ -89,7 +91,7 @@ public struct ClusterAgent: Sendable {
                     // Ours from before a restart of clusterctl: adopt it while we can still renew it.
                     if try await redis.compareAndExpire(ClusterKeys.master, expected: node, ttl: configuration.masterLease) {
                         let epoch = Int(try await redis.get(ClusterKeys.epoch) ?? "0") ?? 0
-                        shared.lease.withLock { $0!.held(epoch: epoch, at: now) }
+                        shared.lease.withLock { $0.held(epoch: epoch, at: now) }
                     }
                 } else if current == nil {
                     try await claim(now: now, log: &log)
@@ -113,7 +115,7 @@ public struct ClusterAgent: Sendable {
         }
         guard try await redis.set(ClusterKeys.master, to: node, expiry: configuration.masterLease, onlyIfAbsent: true) else { return }
         let epoch = try await redis.increment(ClusterKeys.epoch)
-        shared.lease.withLock { $0!.held(epoch: epoch, at: now) }
+        shared.lease.withLock { $0.held(epoch: epoch, at: now) }
         logger.notice("became master", metadata: ["epoch": "\(epoch)"])
         try await register()
     }
@@ -146,7 +148,7 @@ public struct ClusterAgent: Sendable {
             log.say("localDown", .warning, "the local RabbitMQ node is not running; not heartbeating")
             if isMaster {
                 _ = try? await redis.compareAndDelete(ClusterKeys.master, expected: node)
-                shared.lease.withLock { $0!.lost() }
+                shared.lease.withLock { $0.lost() }
                 logger.warning("released the master key: the local node is down")
             }
             return false

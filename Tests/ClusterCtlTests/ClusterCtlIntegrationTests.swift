@@ -70,8 +70,8 @@ struct ClusterCtlIntegrationTests {
         }
         _ = try #require(newMaster, "no new master within the lease + 10 s")
         let failover = ContinuousClock.now - killedAt
-        // The bound of the design is lease + 1 s; the assertion leaves room for a loaded machine.
-        #expect(failover <= lease + .seconds(3))
+        // The design's bound is lease + 1 s; half a second more covers this test's own polling.
+        #expect(failover <= lease + .milliseconds(1_500))
         #expect(confirmedAfterKill > 0)
         #expect(try await publisher.publish(Array("still accepted".utf8), exchange: "", routingKey: queue) == .ack)
 
@@ -168,6 +168,26 @@ struct ClusterCtlIntegrationTests {
         for name in names { #expect(status.stdout.contains("\(RabbitLab.node(name))")) }
         #expect(!status.stdout.contains("✗"), "\(status.stdout)")
         print("clusterctl: \(checks) checks during 60 s without Redis found the cluster unchanged; consistent again \(consistentIn.map { "\($0)" } ?? "never") after Redis returned")
+    }
+
+    @Test func aFullStopAndStartComesBackWithoutManualSteps() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+        _ = try await form(lab)
+        for name in names {
+            lab.killAgent(name)
+            try lab.stopNode(name)  // one after another: rmq3 is the last to stop
+        }
+        let restart = ContinuousClock.now
+        // All three boot together, as `services.sh up` starts them (each waits for the others'
+        // tables), then each gets its clusterctl back.
+        try lab.script("up")
+        for name in names { try lab.startAgent(name) }
+        let back = await lab.waitFor(.seconds(120)) { (try? clusterctl(lab, "health"))?.succeeded == true && lab.formed(names) }
+        #expect(back != nil, "after a full stop: \((try? clusterctl(lab, "health"))?.stdout ?? "")")
+        #expect(try names.map { try joinCount(lab, $0) }.reduce(0, +) == 2, "only the first formation joined nodes; the restart needed none")
+        print("clusterctl: after a full stop, the cluster was whole and healthy \(ContinuousClock.now - restart) after the restart began")
     }
 
     private func joinCount(_ lab: RabbitLab, _ name: String) throws -> Int {
