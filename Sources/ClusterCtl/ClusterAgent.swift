@@ -212,6 +212,11 @@ public struct ClusterAgent: Sendable {
 
     /// Brings the node into `master`'s cluster by the planner's rule, one node at a time.
     func join(master: String, log: inout OnceLog) async throws {
+        // While another node joins, do not spend CLI calls planning.
+        if let holder = try await redis.get(ClusterKeys.joinLock), holder != node {
+            log.say("joinLock", .info, "waiting for \(holder)'s join to finish")
+            return
+        }
         let (plan, masterView) = try await plan(joining: master)
         if case .refuse(let reason) = plan {
             log.say("join", .error, "not joining \(master): \(reason); resolve it, then run `clusterctl rejoin`")
@@ -222,7 +227,7 @@ public struct ClusterAgent: Sendable {
         var taken = try await redis.set(ClusterKeys.joinLock, to: node, expiry: configuration.joinLockTTL, onlyIfAbsent: true)
         if !taken { taken = try await redis.compareAndExpire(ClusterKeys.joinLock, expected: node, ttl: configuration.joinLockTTL) }
         guard taken else {
-            log.say("joinLock", .info, "waiting for another node's join to finish")
+            log.say("joinLock", .info, "waiting for another node's join to finish")  // taken in between
             return
         }
         log.clear("joinLock", "")

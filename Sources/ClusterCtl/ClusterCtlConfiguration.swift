@@ -8,9 +8,16 @@ public struct ClusterCtlConfiguration: Sendable {
     public var heartbeatInterval: Duration = .seconds(10)
     public var heartbeatTTL: Duration = .seconds(30)
     /// How long the master key lives without renewal; a new master holds it within this + 1 tick.
-    public var masterLease: Duration = .seconds(10)
-    /// How often the election is looked at (Redis only: cheap).
+    public var masterLease: Duration = .seconds(10) {
+        didSet { tick = Self.tick(for: masterLease) }
+    }
+    /// How often the election is looked at (Redis only: cheap): a tenth of the lease, between
+    /// 200 ms and 1 s, so that a failover takes at most the lease plus a small fraction of it.
     public var tick: Duration = .seconds(1)
+
+    static func tick(for lease: Duration) -> Duration {
+        min(.seconds(1), max(.milliseconds(200), lease / 10))
+    }
     /// How long one join may hold the join lock.
     public var joinLockTTL: Duration = .seconds(60)
 
