@@ -40,9 +40,10 @@ final class AMQPEventLoop: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.backoff = configuration.reconnectBackoff
+        // Without a pipe (no file descriptors left) the loop still works: it polls every 10 ms.
         var fds: [Int32] = [-1, -1]
-        if pipe(&fds) != 0 { fatalError("cannot create the AMQP wake-up pipe: errno \(errno)") }
-        for fd in fds {
+        if pipe(&fds) != 0 { fds = [-1, -1] }
+        for fd in fds where fd >= 0 {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
@@ -54,8 +55,8 @@ final class AMQPEventLoop: @unchecked Sendable {
     }
 
     deinit {
-        close(wakeFD)
-        close(wakeWriteFD)
+        if wakeFD >= 0 { close(wakeFD) }
+        if wakeWriteFD >= 0 { close(wakeWriteFD) }
     }
 
     // MARK: Entry points for other threads
@@ -172,7 +173,8 @@ final class AMQPEventLoop: @unchecked Sendable {
     private func waitForInput() {
         guard let session else { return }
         let heartbeat = session.endpoint.heartbeat
-        let timeout = heartbeat > .zero ? min(heartbeat / 4, .seconds(1)) : .seconds(1)
+        var timeout = heartbeat > .zero ? min(heartbeat / 4, .seconds(1)) : .seconds(1)
+        if wakeFD < 0 { timeout = .milliseconds(10) }
         var fds = [pollfd(fd: session.fileDescriptor, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         _ = poll(&fds, 2, Int32(timeout.seconds * 1000))
