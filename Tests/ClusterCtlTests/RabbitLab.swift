@@ -80,11 +80,7 @@ final class RabbitLab: @unchecked Sendable {
     /// A RabbitMQ CLI tool against node `name`, with the lab's environment.
     @discardableResult
     func rabbitmq(_ name: String, _ arguments: [String]) throws -> String {
-        let env = "\(directory)/rmq/\(name)/env.sh"
-        let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        let output = try CommandRunner.runBlocking(["/bin/bash", "-c", ". '\(env)' && \(quoted)"])
-        guard output.succeeded else { throw TestServices.CommandFailed(argv: arguments, status: output.status, stderr: output.stderr) }
-        return output.stdout
+        try TestServices.rabbitmq(name, arguments, in: directory)
     }
 
     func clusterStatus(_ name: String) -> RabbitClusterStatus? {
@@ -110,11 +106,7 @@ final class RabbitLab: @unchecked Sendable {
 
     /// Quorum members of `queue` in the fog vhost, as RabbitMQ reports them.
     func quorumMembers(_ queue: String, via name: String) -> Set<String> {
-        guard let json = try? rabbitmq(name, ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "members", "--formatter", "json"]),
-            let rows = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]],
-            let row = rows.first(where: { $0["name"] as? String == queue })
-        else { return [] }
-        return Set(row["members"] as? [String] ?? [])
+        Set((try? TestServices.quorumMembers(queue, via: name, in: directory)) ?? [])
     }
 
     /// Polls `condition` until it holds or `timeout` passes; returns how long it took, or nil.

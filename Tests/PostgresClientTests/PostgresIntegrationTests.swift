@@ -120,6 +120,24 @@ struct PostgresIntegrationTests {
         await pool.close()
     }
 
+    @Test func aCallerWaitingLongerThanThePoolsLimitGetsPoolTimeout() async throws {
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: TestServices.databaseURL),
+                                maximumConnections: 1, waitLimit: .milliseconds(200))
+        async let holder: Void = pool.withConnection { connection in
+            _ = try await connection.query("SELECT pg_sleep(1)")
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        await #expect {
+            try await pool.query("SELECT 1")
+        } throws: { error in
+            (error as? PostgresError)?.code == .poolTimeout
+        }
+        try await holder
+        // Once the connection is back, the pool lends it again.
+        #expect(try await pool.query("SELECT 1").scalar(Int.self) == 1)
+        await pool.close()
+    }
+
     @Test func aWrongPasswordIsAClearErrorNotACrash() async throws {
         var components = URLComponents(string: TestServices.databaseURL)!
         components.password = "definitely-wrong"

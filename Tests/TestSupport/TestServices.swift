@@ -48,15 +48,16 @@ public enum TestServices {
     }
 
     /// Runs a RabbitMQ CLI tool (`rabbitmqctl`, `rabbitmq-queues`) against node `rmqN`.
-    public static func rabbitmq(_ node: String, _ arguments: [String]) throws -> String {
-        let env = "\(servicesDirectory)/rmq/\(node)/env.sh"
+    /// `directory` is a profile's state folder (the test profile's unless given).
+    public static func rabbitmq(_ node: String, _ arguments: [String], in directory: String = servicesDirectory) throws -> String {
+        let env = "\(directory)/rmq/\(node)/env.sh"
         let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         return try run(["/bin/bash", "-c", ". '\(env)' && \(quoted)"])
     }
 
     /// The quorum members of `queue` in vhost fog, as RabbitMQ reports them.
-    public static func quorumMembers(_ queue: String) throws -> [String] {
-        let output = try rabbitmq("rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "members", "--formatter", "json"])
+    public static func quorumMembers(_ queue: String, via node: String = "rmq1", in directory: String = servicesDirectory) throws -> [String] {
+        let output = try rabbitmq(node, ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "members", "--formatter", "json"], in: directory)
         guard let data = output.data(using: .utf8),
             let rows = try JSONSerialization.jsonObject(with: data) as? [[String: Any]],
             let row = rows.first(where: { $0["name"] as? String == queue })
