@@ -19,6 +19,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // C libraries from Debian, wrapped as they are: a modulemap and a shim header each.
@@ -63,17 +66,37 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // The scheduler service: store, HTTP API, leader election, dispatcher, event consumer.
+        .target(
+            name: "Scheduler",
+            dependencies: [
+                "FogCore", "AMQPClient", "RedisClient", "PostgresClient", "ServiceSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The fog node: registration, heartbeats, consuming its queues, running attempts.
+        .target(
+            name: "FogNode",
+            dependencies: [
+                "FogCore", "AMQPClient", "RedisClient", "ServiceSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         .executableTarget(
             name: "scheduler",
             dependencies: [
-                "ServiceSupport",
+                "Scheduler", "ServiceSupport", "PostgresClient", "FogCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "fog-node",
             dependencies: [
-                "ServiceSupport",
+                "FogNode", "ServiceSupport", "FogCore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -98,6 +121,7 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "FogCoreTests", dependencies: ["FogCore"]),
         .testTarget(name: "ClusterCtlTests", dependencies: ["ClusterCtl", "TestSupport"]),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "FogNode", "TestSupport"]),
         // Finds the real test services (FOG_TEST_* variables) and kills their processes.
         .target(name: "TestSupport", dependencies: ["ServiceSupport"], path: "Tests/TestSupport"),
     ]

@@ -19,6 +19,8 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable {
         public static let timeout = Code(name: "timeout")
         /// `close()` was called.
         public static let closed = Code(name: "closed")
+        /// The broker did not take a published message (nack, or returned unroutable).
+        public static let publishRefused = Code(name: "publishRefused")
         /// rabbitmq-c reported an error that fits none of the above.
         public static let library = Code(name: "library")
     }

@@ -1,16 +1,20 @@
-/// The RabbitMQ names that every part must agree on (docs/ARCHITECTURE.md, "RabbitMQ topology").
+/// Names of the RabbitMQ topology (DESIGN.md §4), shared by every process.
 public enum Topology {
     public static let vhost = "fog"
-    /// Direct exchange that routes a task to `fog.node.<node>.<class>` by `<node>.<class>`.
+    /// Direct exchange: routing key `<node>.<class>` to queue `fog.node.<node>.<class>`.
     public static let tasksExchange = "fog.tasks"
-    /// Topic exchange for started / finished events, read by the schedulers.
+    /// Topic exchange of fog node events, and the quorum queue the schedulers consume.
     public static let eventsExchange = "fog.events"
     public static let eventsQueue = "fog.events"
-    /// Fanout control plane: announce, hello, reload, drain, cancel.
+    /// Fanout control plane: each process binds an exclusive, auto-delete queue.
     public static let clusterExchange = "fog.cluster"
-    /// Dead letters: unparseable messages and those past the delivery limit.
+    /// Messages that cannot be read or that hit the delivery limit.
     public static let deadLetterExchange = "fog.dlx"
     public static let deadLetterQueue = "fog.dead"
+    /// The header that carries why a message was dead-lettered.
+    public static let deadReasonHeader = "x-fog-reason"
+    /// How many times a node queue redelivers a message before it goes to `fog.dead`.
+    public static let nodeQueueDeliveryLimit = 20
 
     /// The queue that holds class `priority` work for node `nodeID`.
     public static func nodeQueue(_ nodeID: NodeID, _ priority: PriorityClass) -> String {

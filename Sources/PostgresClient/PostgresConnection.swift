@@ -138,6 +138,12 @@ public struct PostgresTransaction: Sendable {
         }
     }
 
+    /// Runs several statements separated by `;`, without parameters (a migration, say).
+    @discardableResult
+    public func executeScript(_ sql: String) async throws -> PostgresResult {
+        try await connection.withHandle(generation: generation) { try $0.executeScript(sql) }
+    }
+
     @discardableResult
     public func copy(into table: String, columns: [String], rows: [[(any PostgresEncodable)?]]) async throws -> Int {
         let texts = rows.map { $0.map { $0?.postgresText } }

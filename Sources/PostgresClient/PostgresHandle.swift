@@ -49,6 +49,13 @@ final class PostgresHandle {
         return try consume(result)
     }
 
+    /// Runs a script of several statements without parameters (simple query protocol);
+    /// answers the last statement's result.
+    func executeScript(_ sql: String) throws -> PostgresResult {
+        let connection = try requireOpen()
+        return try consume(PQexec(connection, sql))
+    }
+
     /// `COPY table (columns) FROM STDIN` with rows in the text format: one round trip for many.
     func copy(into table: String, columns: [String], rows: [[String?]]) throws -> Int {
         let connection = try requireOpen()

@@ -139,3 +139,16 @@ extension Array: PostgresDecodable where Element == UInt8 {
         self = bytes
     }
 }
+
+/// An array parameter (`$1::text[]`, `$1::uuid[]`) in PostgreSQL's array literal syntax.
+public struct PostgresTextArray: PostgresEncodable {
+    public let elements: [String]
+    public init(_ elements: [String]) { self.elements = elements }
+
+    public var postgresText: String {
+        let quoted = elements.map { element in
+            "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        return "{" + quoted.joined(separator: ",") + "}"
+    }
+}

@@ -1,4 +1,9 @@
 import ArgumentParser
+import FogCore
+import FogNode
+import Foundation
+import Logging
+import ServiceLifecycle
 import ServiceSupport
 
 /// `fog-node`: the executor that runs tasks on an edge host.
@@ -7,7 +12,51 @@ struct FogNodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fog-node",
         abstract: "FogScheduler's fog node: runs the tasks placed on this host within their limits.",
-        subcommands: [Check.self])
+        subcommands: [Run.self, Builtin.self, Check.self])
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register, heartbeat, and run the tasks placed on this node until SIGTERM.",
+            discussion: "Settings come from FOG_* variables (docs/CONFIGURATION.md); the flags override them.")
+
+        @Option(help: "This node's id (FOG_NODE_ID).") var id: String?
+        @Option(help: "Its zone (FOG_NODE_ZONE).") var zone: String?
+
+        func run() async throws {
+            var environment = ProcessInfo.processInfo.environment
+            if let id { environment["FOG_NODE_ID"] = id }
+            if let zone { environment["FOG_NODE_ZONE"] = zone }
+            let configuration: FogNodeConfiguration
+            do { configuration = try FogNodeConfiguration(environment: environment) } catch {
+                FileHandle.standardError.write(Data("fog-node: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            var logger = Logger(label: "fog-node")
+            logger.logLevel = environment["FOG_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: FogNodeService(configuration: configuration, logger: logger))],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+
+    struct Builtin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a built-in task kind in this process (the fog node starts it as a child).", shouldDisplay: false)
+
+        @Argument var kind: String
+        @Option var seconds: Double = 0
+        @Option var millicores: Int = 1000
+        @Option var mb: Int = 1
+        @Option var exitCode: Int32 = 0
+
+        func run() throws {
+            guard let builtin = BuiltinKind(rawValue: kind) else { throw ValidationError("unknown kind \(kind)") }
+            let status = Builtins.run(builtin, seconds: seconds, millicores: millicores, mb: mb, exitCode: exitCode)
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,4 +1,8 @@
 import ArgumentParser
+import Foundation
+import Logging
+import PostgresClient
+import Scheduler
 import ServiceSupport
 
 /// `scheduler`: the scheduler service and its operator commands.
@@ -7,7 +11,43 @@ struct SchedulerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler",
         abstract: "FogScheduler's scheduler: stores tasks, places them on fog nodes, tracks them.",
-        subcommands: [Check.self])
+        subcommands: [Serve.self, Migrate.self, Submit.self, Tasks.self, ShowTask.self, Cancel.self, Nodes.self, Check.self])
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the service: HTTP API, leader election, dispatcher, event consumer, failure detector.",
+            discussion: "Settings come from FOG_* variables (docs/CONFIGURATION.md); the flags override them.")
+
+        @Option(help: "Address to listen on (FOG_HTTP_HOST, default 127.0.0.1).") var host: String?
+        @Option(help: "Port to listen on (FOG_HTTP_PORT, default 8080).") var port: Int?
+        @Option(help: "This replica's name (FOG_INSTANCE_ID, default host-pid).") var instance: String?
+
+        func run() async throws {
+            var environment = ProcessInfo.processInfo.environment
+            if let host { environment["FOG_HTTP_HOST"] = host }
+            if let port { environment["FOG_HTTP_PORT"] = String(port) }
+            if let instance { environment["FOG_INSTANCE_ID"] = instance }
+            let configuration = try configured { try SchedulerConfiguration(environment: environment) }
+            try await SchedulerServer.run(configuration, logger: makeLogger("scheduler"))
+        }
+    }
+
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Apply the database migrations not applied yet (FOG_DATABASE_URL).")
+
+        func run() async throws {
+            let environment = ProcessInfo.processInfo.environment
+            guard let url = environment["FOG_DATABASE_URL"], !url.isEmpty else {
+                throw ValidationError("FOG_DATABASE_URL is not set")
+            }
+            let logger = makeLogger("scheduler")
+            let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), maximumConnections: 1, logger: logger)
+            let applied = try await Migrations.migrate(pool, logger: logger)
+            print(applied.isEmpty ? "the database is at version \(Migrations.latest): nothing to do"
+                  : "applied migrations \(applied.map(String.init).joined(separator: ", ")); now at version \(Migrations.latest)")
+            await pool.close()
+        }
+    }
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -18,4 +58,19 @@ struct SchedulerCommand: AsyncParsableCommand {
             if status != 0 { throw ExitCode(status) }
         }
     }
+}
+
+/// Reads a configuration, turning a settings error into a clean message and exit status 2.
+func configured<T>(_ make: () throws -> T) throws -> T {
+    do { return try make() } catch {
+        FileHandle.standardError.write(Data("scheduler: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+func makeLogger(_ label: String) -> Logger {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    var logger = Logger(label: label)
+    logger.logLevel = ProcessInfo.processInfo.environment["FOG_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    return logger
 }

@@ -1,0 +1,119 @@
+import Foundation
+
+/// What the scheduler publishes to `fog.node.<node>.<class>`: one attempt of one task.
+/// A fog node deduplicates by (`taskID`, `attemptID`): the scheduler republishes an
+/// unconfirmed attempt with the same ids.
+public struct TaskMessage: Sendable, Codable, Equatable {
+    public var v: Int = WireFormat.version
+    public var taskID: UUID
+    public var attemptID: UUID
+    public var attempt: Int
+    /// The leader epoch that placed it.
+    public var epoch: Int
+    public var node: String
+    public var spec: TaskSpec
+
+    public init(taskID: UUID, attemptID: UUID, attempt: Int, epoch: Int, node: String, spec: TaskSpec) {
+        self.taskID = taskID
+        self.attemptID = attemptID
+        self.attempt = attempt
+        self.epoch = epoch
+        self.node = node
+        self.spec = spec
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case v, attempt, epoch, node, spec
+        case taskID = "task_id"
+        case attemptID = "attempt_id"
+    }
+}
+
+/// What a fog node tells the schedulers about an attempt, on `fog.events`.
+public struct TaskEvent: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        case started, finished
+    }
+
+    public var taskID: UUID
+    public var attemptID: UUID
+    public var node: String
+    public var kind: Kind
+    /// Seconds since 1970 when it happened on the node.
+    public var at: Double
+    /// How it ended (finished only).
+    public var outcome: AttemptOutcome?
+    public var exitCode: Int?
+    public var cpuSeconds: Double?
+    public var peakMemoryMB: Double?
+    public var stdoutTail: String?
+    public var stderrTail: String?
+    public var reason: String?
+
+    public init(taskID: UUID, attemptID: UUID, node: String, kind: Kind, at: Double, outcome: AttemptOutcome? = nil,
+                exitCode: Int? = nil, cpuSeconds: Double? = nil, peakMemoryMB: Double? = nil,
+                stdoutTail: String? = nil, stderrTail: String? = nil, reason: String? = nil) {
+        self.taskID = taskID
+        self.attemptID = attemptID
+        self.node = node
+        self.kind = kind
+        self.at = at
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.cpuSeconds = cpuSeconds
+        self.peakMemoryMB = peakMemoryMB
+        self.stdoutTail = stdoutTail
+        self.stderrTail = stderrTail
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case node, kind, at, outcome, reason
+        case taskID = "task_id"
+        case attemptID = "attempt_id"
+        case exitCode = "exit_code"
+        case cpuSeconds = "cpu_seconds"
+        case peakMemoryMB = "peak_memory_mb"
+        case stdoutTail = "stdout_tail"
+        case stderrTail = "stderr_tail"
+    }
+}
+
+/// One `fog.events` message: the events a node had ready at once (batched when many attempts
+/// end together).
+public struct EventBatch: Sendable, Codable, Equatable {
+    public var v: Int = WireFormat.version
+    public var events: [TaskEvent]
+
+    public init(events: [TaskEvent]) { self.events = events }
+
+    /// The routing key on the `fog.events` topic exchange.
+    public static func routingKey(node: String) -> String { "node.\(node)" }
+}
+
+/// A control-plane message on the `fog.cluster` fanout exchange.
+public struct ControlMessage: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// Kill the named attempt if it runs on `node`.
+        case cancel
+    }
+
+    public var v: Int = WireFormat.version
+    public var kind: Kind
+    public var node: String?
+    public var taskID: UUID?
+    public var attemptID: UUID?
+
+    public init(kind: Kind, node: String? = nil, taskID: UUID? = nil, attemptID: UUID? = nil) {
+        self.kind = kind
+        self.node = node
+        self.taskID = taskID
+        self.attemptID = attemptID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case v, kind, node
+        case taskID = "task_id"
+        case attemptID = "attempt_id"
+    }
+}

@@ -1,0 +1,86 @@
+import FogCore
+import Foundation
+
+/// A fog node's settings, from `FOG_*` variables (docs/CONFIGURATION.md). Capacity defaults
+/// to what the host (or its cgroup) has; a node never holds database credentials.
+public struct FogNodeConfiguration: Sendable {
+    public var id: NodeID
+    public var brokerURLs: String
+    public var redisURL: String
+    public var zone: String
+    public var capacity: Resources
+    public var labels: [String: String]
+    public var latencyMS: [String: Double]
+    public var power: FogNodeInfo.Power
+    /// Absolute program paths a task may run; empty allows none (built-in kinds only).
+    public var allowedCommands: Set<String>
+    public var heartbeatInterval: Duration = .seconds(2)
+    public var heartbeatTTL: Duration = .seconds(6)
+    public var drainTimeout: Duration = .seconds(30)
+    /// Where each attempt gets a working directory of its own.
+    public var workDirectory: String
+    /// The most bytes of stdout and stderr kept per attempt (the tails reported).
+    public var outputTailBytes = 4_096
+
+    public init(environment: [String: String]) throws {
+        let settings = Settings(environment)
+        let services = try ServiceEnvironment(environment: environment, required: [.broker, .redis])
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "fog-node"
+        let idText = settings.string("FOG_NODE_ID") ?? host
+        guard let id = NodeID(rawValue: idText) else {
+            throw Settings.Invalid(name: "FOG_NODE_ID", value: idText, expected: "1-64 letters, digits, '-' or '_'")
+        }
+        self.id = id
+        brokerURLs = services.brokerURLs ?? ""
+        redisURL = services.redisURL ?? ""
+        zone = settings.string("FOG_NODE_ZONE") ?? "default"
+        let detected = HostResources.detect()
+        capacity = Resources(
+            cpuMillicores: try settings.int("FOG_NODE_CPU_MILLICORES", default: detected.cpuMillicores, in: 1...10_000_000),
+            memoryMB: try settings.int("FOG_NODE_MEMORY_MB", default: detected.memoryMB, in: 1...100_000_000),
+            storageMB: try settings.int("FOG_NODE_STORAGE_MB", default: detected.storageMB, in: 0...1_000_000_000))
+        labels = try settings.map("FOG_NODE_LABELS")
+        var latencies: [String: Double] = [:]
+        for (zone, text) in try settings.map("FOG_NODE_LATENCIES") {
+            guard let value = Double(text), value >= 0 else {
+                throw Settings.Invalid(name: "FOG_NODE_LATENCIES", value: "\(zone)=\(text)", expected: "zone=milliseconds pairs")
+            }
+            latencies[zone] = value
+        }
+        latencyMS = latencies
+        power = FogNodeInfo.Power(
+            idleWatts: try settings.double("FOG_NODE_POWER_IDLE_W", default: 10), maxWatts: try settings.double("FOG_NODE_POWER_MAX_W", default: 50),
+            batteryPercent: settings.string("FOG_NODE_BATTERY_PCT").flatMap(Double.init))
+        allowedCommands = Set(settings.list("FOG_ALLOWED_COMMANDS"))
+        heartbeatInterval = try settings.duration("FOG_HEARTBEAT_INTERVAL", default: heartbeatInterval)
+        heartbeatTTL = try settings.duration("FOG_HEARTBEAT_TTL", default: heartbeatTTL)
+        drainTimeout = try settings.duration("FOG_DRAIN_TIMEOUT", default: drainTimeout)
+        workDirectory = settings.string("FOG_WORK_DIR") ?? "/var/tmp/fog-node/\(id.rawValue)"
+        guard heartbeatTTL >= heartbeatInterval * 2 else {
+            throw Settings.Invalid(name: "FOG_HEARTBEAT_TTL", value: "\(heartbeatTTL)", expected: "at least twice FOG_HEARTBEAT_INTERVAL")
+        }
+    }
+}
+
+/// What this host offers: CPUs, memory and disk, narrowed by the cgroup v2 limits it runs in.
+enum HostResources {
+    static func detect() -> Resources {
+        var cpu = ProcessInfo.processInfo.activeProcessorCount * 1000
+        if let text = try? String(contentsOfFile: "/sys/fs/cgroup/cpu.max", encoding: .utf8) {
+            let parts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            if parts.count == 2, let quota = Double(parts[0]), let period = Double(parts[1]), period > 0 {
+                cpu = min(cpu, Int(quota / period * 1000))
+            }
+        }
+        var memory = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
+        if let text = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
+            let limit = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            memory = min(memory, limit / 1_048_576)
+        }
+        var storage = 0
+        var stats = statvfs()
+        if statvfs("/var/tmp", &stats) == 0 { storage = Int(UInt64(stats.f_bavail) * UInt64(stats.f_frsize) / 1_048_576) }
+        return Resources(cpuMillicores: max(1, cpu), memoryMB: max(1, memory), storageMB: storage)
+    }
+}

@@ -1,0 +1,170 @@
+import AMQPClient
+import ClientSupport
+import FogCore
+import Foundation
+import Logging
+import RedisClient
+import ServiceLifecycle
+import ServiceSupport
+
+/// `fog-node run`: registers in Redis, heartbeats, consumes its class queues and the control
+/// plane, and runs attempts through `FogNodeAgent`. On SIGTERM it drains: no new work, running
+/// attempts get `FOG_DRAIN_TIMEOUT` to finish, the rest are reported interrupted (retried
+/// elsewhere), and it exits 0.
+public struct FogNodeService: Service {
+    let configuration: FogNodeConfiguration
+    let logger: Logger
+
+    public init(configuration: FogNodeConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let brokers = try AMQPConfiguration(urls: configuration.brokerURLs, connectionName: "fog-node \(configuration.id)")
+        var consumingConfiguration = brokers
+        consumingConfiguration.connectionName += " tasks"
+        let publishing = AMQPConnection(configuration: brokers, logger: logger)
+        let consuming = AMQPConnection(configuration: consumingConfiguration, logger: logger)
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: configuration.redisURL), logger: logger)
+        defer {
+            publishing.close()
+            consuming.close()
+            redis.close()
+        }
+        let agent = FogNodeAgent(
+            configuration: configuration, consuming: consuming,
+            events: EventPublisher(connection: publishing, node: configuration.id.rawValue, logger: logger), logger: logger)
+        try await declareTopology(on: consuming)
+        let info = FogNodeInfo(
+            id: configuration.id.rawValue, capacity: configuration.capacity, zone: configuration.zone, labels: configuration.labels,
+            latencyMS: configuration.latencyMS, power: configuration.power, version: "1", startedAt: Date().timeIntervalSince1970)
+        logger.notice("fog node \(configuration.id) in zone \(configuration.zone): \(configuration.capacity.cpuMillicores)m CPU, \(configuration.capacity.memoryMB) MB")
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await heartbeat(redis: redis, agent: agent, info: info) }
+            for priority in PriorityClass.consumptionOrder {
+                group.addTask { await consume(Topology.nodeQueue(configuration.id, priority), on: consuming, agent: agent) }
+            }
+            group.addTask { await consumeControl(on: consuming, agent: agent) }
+            group.addTask {
+                try? await gracefulShutdown()
+                await drain(agent: agent)
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        // Gone from the live set at once, so that what is still queued here is placed elsewhere.
+        _ = try? await redis.delete(FogKeys.heartbeat(configuration.id.rawValue))
+        logger.notice("fog node \(configuration.id) stopped")
+    }
+
+    func declareTopology(on connection: AMQPConnection) async throws {
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        var reported = false
+        while true {
+            do {
+                try await TopologyDeclarations.declareShared(on: connection)
+                try await TopologyDeclarations.declareNodeQueues(configuration.id, on: connection)
+                return
+            } catch {
+                if Task.isCancelled { throw error }
+                if !reported { logger.warning("waiting for the broker: \(error)") }
+                reported = true
+                try await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    /// Registers, then writes the heartbeat every interval; fences the agent when the last
+    /// renewal is older than the TTL minus one interval (before the key can expire).
+    func heartbeat(redis: RedisConnection, agent: FogNodeAgent, info: FogNodeInfo) async {
+        let id = configuration.id.rawValue
+        var lastRenewal = ContinuousClock.now
+        var registered = false
+        var lastRegistration = ContinuousClock.now
+        while !Task.isCancelled {
+            do {
+                if !registered || ContinuousClock.now - lastRegistration > .seconds(30) {
+                    try await redis.hashSet(FogKeys.node(id), info.hashFields)
+                    _ = try await redis.setAdd(FogKeys.nodes, id)
+                    registered = true
+                    lastRegistration = .now
+                }
+                let load = await agent.load
+                _ = try await redis.set(FogKeys.heartbeat(id), to: String(decoding: WireFormat.encode(load), as: UTF8.self),
+                                        expiry: configuration.heartbeatTTL)
+                lastRenewal = .now
+                await agent.unfence()
+            } catch {
+                registered = false
+                if ContinuousClock.now - lastRenewal >= configuration.heartbeatTTL - configuration.heartbeatInterval {
+                    await agent.fence()
+                }
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    func consume(_ queue: String, on connection: AMQPConnection, agent: FogNodeAgent) async {
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        while !Task.isCancelled {
+            do {
+                let consumer = try await connection.consume(queue: queue, prefetch: 50)
+                backoff.reset()
+                for try await delivery in consumer {
+                    if await agent.draining {
+                        // Stop consuming: what is left in the queue is placed elsewhere.
+                        try? await connection.nack(delivery, requeue: true)
+                        await consumer.cancel()
+                        return
+                    }
+                    await agent.received(delivery)
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("consumer of \(queue): \(error); subscribing again")
+                try? await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    /// The control plane: an exclusive queue of this process bound to `fog.cluster`.
+    func consumeControl(on connection: AMQPConnection, agent: FogNodeAgent) async {
+        let queue = "fog.control.\(configuration.id).\(UUID().uuidString.prefix(8).lowercased())"
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        while !Task.isCancelled {
+            do {
+                try await connection.declareQueue(queue, durable: false, exclusive: true, autoDelete: true)
+                try await connection.bindQueue(queue, to: Topology.clusterExchange, routingKey: "")
+                let consumer = try await connection.consume(queue: queue, prefetch: 100)
+                for try await delivery in consumer {
+                    try? await connection.ack(delivery)
+                    guard let message = try? WireFormat.decode(ControlMessage.self, from: delivery.body) else { continue }
+                    if message.kind == .cancel, message.node == configuration.id.rawValue || message.node == nil, let attempt = message.attemptID {
+                        await agent.cancel(attempt: attempt)
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                try? await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    func drain(agent: FogNodeAgent) async {
+        await agent.beginDrain()
+        let running = await agent.runningCount
+        logger.notice("draining: \(running) attempts running, waiting up to \(configuration.drainTimeout)")
+        let deadline = ContinuousClock.now + configuration.drainTimeout
+        while await agent.runningCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        if await agent.runningCount > 0 {
+            await agent.interruptRunning()
+            while await agent.runningCount > 0 { try? await Task.sleep(for: .milliseconds(100)) }
+        }
+        // Let the last acks settle before the channels close (RabbitMQ 3.10 was seen to drop them).
+        try? await Task.sleep(for: .milliseconds(300))
+    }
+}

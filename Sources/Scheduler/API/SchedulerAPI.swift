@@ -1,0 +1,240 @@
+import AMQPClient
+import FogCore
+import Foundation
+import Hummingbird
+import Logging
+import RedisClient
+
+/// The HTTP API v1 (DESIGN.md §9, docs/API.md): its routes and handlers. Every replica
+/// serves it; only the leader dispatches what it accepts.
+public struct SchedulerAPI: Sendable {
+    let store: TaskStore
+    let directory: NodeDirectory
+    let publisher: TaskPublisher
+    let redis: RedisConnection
+    let nudge: DispatchNudge
+    let metrics: SchedulerMetrics
+    let configuration: SchedulerConfiguration
+    let logger: Logger
+
+    public init(store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, redis: RedisConnection, nudge: DispatchNudge,
+                metrics: SchedulerMetrics, configuration: SchedulerConfiguration, logger: Logger) {
+        self.store = store
+        self.directory = directory
+        self.publisher = publisher
+        self.redis = redis
+        self.nudge = nudge
+        self.metrics = metrics
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Every route, as `/openapi.json` documents them.
+    public func router() -> Router<SchedulerRequestContext> {
+        let router = Router(context: SchedulerRequestContext.self)
+        router.add(middleware: ErrorMapping(logger: logger))
+        router.get("/healthz") { _, _ in json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in try await readiness() }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+        }
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        let v1 = router.group("v1").add(middleware: BearerAuthentication(tokens: configuration.tokens))
+        v1.post("tasks") { request, context in try await submit(request, context) }
+        v1.get("tasks") { request, _ in try await list(request) }
+        v1.get("tasks/:id") { _, context in
+            guard let task = try await store.task(try taskID(context)) else { throw APIError(.notFound, "not_found", "no such task") }
+            return json(task)
+        }
+        v1.post("tasks/:id/cancel") { _, context in try await cancel(try taskID(context), context) }
+        v1.get("nodes") { _, _ in try await nodes() }
+        v1.get("stats") { _, _ in try await stats() }
+        return router
+    }
+
+    func submit(_ request: Request, _ context: SchedulerRequestContext) async throws -> Response {
+        try context.requireWrite()
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the task as application/json")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(configuration.maxBodyBytes) bytes")
+        }
+        let (specs, isBatch) = try SubmitBody.specs(from: Array(buffer: body))
+        // A task that no registered node could hold even when empty is refused now rather than
+        // waiting forever. With Redis away the check is skipped: the task waits, as designed.
+        if let registered = try? await directory.entries().compactMap(\.info) {
+            var fields: [String: String] = [:]
+            for (index, spec) in specs.enumerated() {
+                for (field, reason) in PlacementConstraints.neverFits(spec.resources, nodes: registered) {
+                    fields[isBatch ? "tasks[\(index)].\(field)" : field] = reason
+                }
+            }
+            if !fields.isEmpty {
+                throw APIError(.unprocessableContent, "cannot_fit", "no registered fog node could ever run this; nothing was stored", fields: fields)
+            }
+        }
+        let stored = try await store.submit(specs)
+        let created = stored.filter(\.created).count
+        metrics.submitted.increment(by: Int64(created))
+        if created > 0 { nudge.signal() }
+        if isBatch {
+            struct Batch: Encodable { let tasks: [TaskRecord]; let created: Int }
+            return json(Batch(tasks: stored.map(\.task), created: created), status: created > 0 ? .created : .ok)
+        }
+        return json(stored[0].task, status: stored[0].created ? .created : .ok)
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var fields: [String: String] = [:]
+        var filter = TaskStore.Filter()
+        if let text = query["status"].map(String.init) {
+            filter.status = TaskStatus(rawValue: text)
+            if filter.status == nil { fields["status"] = "must be one of \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))" }
+        }
+        if let text = query["class"].map(String.init) {
+            filter.priority = PriorityClass(rawValue: text)
+            if filter.priority == nil { fields["class"] = "must be one of critical, high, normal, low" }
+        }
+        filter.node = query["node"].map(String.init)
+        var limit = 50
+        if let text = query["limit"] {
+            if let value = Int(text), (1...1000).contains(value) { limit = value } else { fields["limit"] = "must be an integer from 1 to 1000" }
+        }
+        var cursor: TaskStore.Cursor?
+        if let text = query["cursor"] {
+            cursor = TaskStore.Cursor(token: String(text))
+            if cursor == nil { fields["cursor"] = "is not a cursor this API returned" }
+        }
+        guard fields.isEmpty else { throw APIError(.badRequest, "invalid_query", "the query is invalid", fields: fields) }
+        let page = try await store.tasks(filter, limit: limit, after: cursor)
+        struct Page: Encodable { let tasks: [TaskRecord]; let next_cursor: String? }
+        return json(Page(tasks: page.tasks, next_cursor: page.next?.token))
+    }
+
+    func cancel(_ id: UUID, _ context: SchedulerRequestContext) async throws -> Response {
+        try context.requireWrite()
+        switch try await store.cancel(id) {
+        case .notFound:
+            throw APIError(.notFound, "not_found", "no such task")
+        case .alreadyEnded(let status):
+            throw APIError(.conflict, "already_ended", "the task has already ended as \(status.rawValue)")
+        case .cancelled(let attempt, let node):
+            if let attempt, let node {
+                do {
+                    try await publisher.control(ControlMessage(kind: .cancel, node: node, taskID: id, attemptID: attempt))
+                } catch {
+                    logger.warning("task \(id) cancelled, but its node \(node) could not be told: \(error); the scheduler ignores whatever it reports")
+                }
+            }
+            guard let task = try await store.task(id) else { throw APIError(.notFound, "not_found", "no such task") }
+            return json(task)
+        }
+    }
+
+    func nodes() async throws -> Response {
+        let entries: [NodeDirectory.Entry]
+        do { entries = try await directory.entries() } catch {
+            throw APIError(.serviceUnavailable, "redis_unavailable", "the node registry (Redis) cannot be reached")
+        }
+        let reservations = try await store.reservations()
+        let now = Date().timeIntervalSince1970
+        let records = entries.map { entry in
+            NodeRecord(
+                id: entry.id, alive: entry.alive, zone: entry.info?.zone, capacity: entry.info?.capacity, labels: entry.info?.labels,
+                latencyMS: entry.info?.latencyMS, power: entry.info?.power,
+                reserved: reservations[entry.id]?.resources ?? .zero, activeAttempts: reservations[entry.id]?.active ?? 0,
+                load: entry.load, heartbeatAgeSeconds: entry.load.map { max(0, now - $0.at) }, problem: entry.problem)
+        }
+        struct Nodes: Encodable { let nodes: [NodeRecord] }
+        return json(Nodes(nodes: records))
+    }
+
+    func stats() async throws -> Response {
+        let stats = try await store.stats()
+        let entries = try? await directory.entries()
+        let leader = try? await redis.get(FogKeys.schedulerLeader)
+        struct Stats: Encodable {
+            let tasks: TaskStore.Stats
+            let nodes_registered: Int?
+            let nodes_alive: Int?
+            let leader: String?
+            let instance: String
+        }
+        return json(Stats(tasks: stats, nodes_registered: entries?.count, nodes_alive: entries?.filter(\.alive).count,
+                          leader: leader, instance: configuration.instanceID))
+    }
+
+    func readiness() async throws -> Response {
+        func check(_ body: @escaping @Sendable () async throws -> Void) async -> String {
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await body() }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(2))
+                        throw APIError(.serviceUnavailable, "timeout", "no answer within 2 s")
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+                return "ok"
+            } catch {
+                return "\(error)"
+            }
+        }
+        let database = await check { try await store.ping() }
+        let broker = await check { _ = try await publisher.connection.currentBroker() }
+        let redisState = await check { try await redis.ping() }
+        let ready = [database, broker, redisState].allSatisfy { $0 == "ok" }
+        return json(["status": ready ? "ready" : "not ready", "database": database, "broker": broker, "redis": redisState],
+                    status: ready ? .ok : .serviceUnavailable)
+    }
+
+    func taskID(_ context: SchedulerRequestContext) throws -> UUID {
+        guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else {
+            throw APIError(.badRequest, "invalid_id", "a task id is a UUID", fields: ["id": "must be a UUID"])
+        }
+        return id
+    }
+}
+
+/// A JSON response.
+func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+    let body = (try? encoder.encode(value)).map { Array($0) } ?? []
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}
+
+/// Turns every error a handler throws into the API's error shape: 4xx as they are, the
+/// database being away as 503, anything else as a logged 500.
+struct ErrorMapping: RouterMiddleware {
+    typealias Context = SchedulerRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            throw APIError(error.status, error.status == .notFound ? "not_found" : "http_\(error.status.code)",
+                           error.body ?? error.status.reasonPhrase)
+        } catch {
+            let mapped = APIError.from(error)
+            if mapped.status == .internalServerError {
+                logger.error("\(request.method) \(request.uri.path): \(error)")
+            } else {
+                logger.warning("\(request.method) \(request.uri.path): \(error)")
+            }
+            throw mapped
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import FogCore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Wakes the dispatcher early when this replica accepted new tasks.
+public final class DispatchNudge: Sendable {
+    private let pending = Mutex(false)
+
+    public init() {}
+
+    public func signal() { pending.withLock { $0 = true } }
+
+    /// Returns after `limit`, or soon after a signal (checked every 20 ms: cheap, and
+    /// simpler than racing a continuation against a timer).
+    func wait(upTo limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline && !Task.isCancelled {
+            if pending.withLock({ flag in defer { flag = false }; return flag }) { return }
+            try? await Task.sleep(for: min(.milliseconds(20), deadline - ContinuousClock.now))
+        }
+    }
+}
+
+/// The leader's dispatch loop (DESIGN.md §3): takes pending tasks in order, places each on a
+/// live node with room, writes the attempts under the leader fence, publishes them with
+/// confirms, and records which were confirmed. Attempts left unconfirmed are published
+/// again, with the same ids, after `republishAfter`, and at once by a new leader.
+public struct Dispatcher: Service {
+    let store: TaskStore
+    let directory: NodeDirectory
+    let publisher: TaskPublisher
+    let leadership: Leadership
+    let nudge: DispatchNudge
+    let configuration: SchedulerConfiguration
+    let metrics: SchedulerMetrics
+    let logger: Logger
+
+    public init(store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, leadership: Leadership,
+                nudge: DispatchNudge, configuration: SchedulerConfiguration, metrics: SchedulerMetrics, logger: Logger) {
+        self.store = store
+        self.directory = directory
+        self.publisher = publisher
+        self.leadership = leadership
+        self.nudge = nudge
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var policy: any PlacementPolicy = LeastLoadedPolicy()
+        var sweptEpoch: Int?
+        var lastSweep = ContinuousClock.now
+        var failure: String?
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            guard let epoch = leadership.epoch else {
+                sweptEpoch = nil
+                await nudge.wait(upTo: configuration.leaderTick)
+                continue
+            }
+            do {
+                if sweptEpoch != epoch || ContinuousClock.now - lastSweep >= configuration.republishAfter {
+                    // A new leader republishes everything its predecessor left unconfirmed.
+                    try await republish(olderThan: sweptEpoch != epoch ? .zero : configuration.republishAfter)
+                    sweptEpoch = epoch
+                    lastSweep = .now
+                }
+                let placed = try await round(epoch: epoch, policy: &policy)
+                if let failure { logger.info("dispatching again after: \(failure)") }
+                failure = nil
+                if placed < configuration.dispatchBatch { await nudge.wait(upTo: configuration.dispatchInterval) }
+            } catch let stale as StaleLeader {
+                LeaderElector.stepDown(leadership, logger: logger, because: stale)
+            } catch {
+                let text = "\(error)"
+                if failure != text { logger.error("dispatch paused: \(text)") }
+                failure = text
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// One dispatch transaction and its publishes; answers how many tasks it placed.
+    func round(epoch: Int, policy: inout any PlacementPolicy) async throws -> Int {
+        let started = ContinuousClock.now
+        let infos = try await directory.liveInfos()
+        let reservations = try await store.reservations()
+        let candidates = infos.sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }.enumerated().map { order, info in
+            NodeCandidate(info: info, reserved: reservations[info.id]?.resources ?? .zero,
+                          active: reservations[info.id]?.active ?? 0, order: order)
+        }
+        let (attempts, planner) = try await store.dispatch(
+            epoch: epoch, limit: configuration.dispatchBatch, planner: PolicyPlanner(policy: policy, candidates: candidates))
+        policy = planner.policy
+        guard !attempts.isEmpty else { return 0 }
+        let confirmed = await publisher.publish(attempts)
+        try await store.markPublished(confirmed)
+        metrics.dispatched.increment(by: Int64(attempts.count))
+        metrics.unconfirmed.increment(by: Int64(attempts.count - confirmed.count))
+        metrics.dispatchRound.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        return attempts.count
+    }
+
+    func republish(olderThan age: Duration) async throws {
+        let attempts = try await store.unpublished(olderThan: age)
+        guard !attempts.isEmpty else { return }
+        let confirmed = await publisher.publish(attempts)
+        try await store.markPublished(confirmed)
+        logger.info("published \(confirmed.count) of \(attempts.count) attempts again that had no broker confirm")
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

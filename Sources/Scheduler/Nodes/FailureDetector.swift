@@ -1,0 +1,99 @@
+import FogCore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The leader's watch over fog nodes. A node whose heartbeat key expired is lost: its queued
+/// and running attempts end as `lost`, their tasks are placed again elsewhere, and the
+/// messages left in its queues are handed over (purged: the store holds every task, so the
+/// new placements carry them). A node that heartbeats again is taken back; whatever its stale
+/// attempts report is ignored. It also runs the timeout backstop.
+public struct FailureDetector: Service {
+    let store: TaskStore
+    let directory: NodeDirectory
+    let publisher: TaskPublisher
+    let leadership: Leadership
+    let nudge: DispatchNudge
+    let configuration: SchedulerConfiguration
+    let metrics: SchedulerMetrics
+    let logger: Logger
+
+    public init(store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, leadership: Leadership,
+                nudge: DispatchNudge, configuration: SchedulerConfiguration, metrics: SchedulerMetrics, logger: Logger) {
+        self.store = store
+        self.directory = directory
+        self.publisher = publisher
+        self.leadership = leadership
+        self.nudge = nudge
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var lost: Set<String> = []
+        var lastBackstop = ContinuousClock.now
+        var failure: String?
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            metrics.isLeader.set(to: leadership.epoch == nil ? 0.0 : 1.0)
+            if let epoch = leadership.epoch {
+                do {
+                    try await check(epoch: epoch, lost: &lost)
+                    if ContinuousClock.now - lastBackstop >= .seconds(5) {
+                        try await backstop(epoch: epoch)
+                        lastBackstop = .now
+                    }
+                    failure = nil
+                } catch let stale as StaleLeader {
+                    LeaderElector.stepDown(leadership, logger: logger, because: stale)
+                } catch {
+                    let text = "\(error)"
+                    if failure != text { logger.error("failure detector paused: \(text)") }
+                    failure = text
+                }
+            }
+            try? await Task.sleep(for: configuration.failureCheckInterval)
+        }
+    }
+
+    func check(epoch: Int, lost: inout Set<String>) async throws {
+        let entries = try await directory.entries()
+        // Right after Redis came back, heartbeats may be missing only because it restarted empty.
+        guard directory.reachableFor(configuration.nodeHeartbeatTTL) else { return }
+        let alive = Set(entries.filter(\.alive).map(\.id))
+        let watched = Set(entries.map(\.id)).union(try await store.nodesWithActiveAttempts())
+        for node in watched.subtracting(alive).sorted() {
+            let takenBack = try await store.takeBackAttempts(onLostNode: node, epoch: epoch, retry: configuration.retry)
+            guard takenBack > 0 || !lost.contains(node) else { continue }
+            let handedOver = await handOverQueues(of: node)
+            if !lost.contains(node) { metrics.nodesLost.increment() }
+            metrics.attemptsTakenBack.increment(by: Int64(takenBack))
+            logger.warning("fog node \(node) is lost: \(takenBack) attempts to place again, \(handedOver) messages handed over from its queues")
+            lost.insert(node)
+            if takenBack > 0 { nudge.signal() }
+        }
+        for node in lost.intersection(alive).sorted() {
+            logger.notice("fog node \(node) heartbeats again: taking work")
+            lost.remove(node)
+        }
+    }
+
+    /// Empties a lost node's queues; answers how many messages they held.
+    func handOverQueues(of node: String) async -> Int {
+        guard let id = NodeID(rawValue: node) else { return 0 }
+        var total = 0
+        for priority in PriorityClass.consumptionOrder {
+            total += (try? await publisher.connection.purgeQueue(Topology.nodeQueue(id, priority))) ?? 0
+        }
+        return total
+    }
+
+    func backstop(epoch: Int) async throws {
+        let overdue = try await store.endOverdueAttempts(epoch: epoch, grace: configuration.timeoutGrace, retry: configuration.retry)
+        for attempt in overdue {
+            logger.warning("attempt \(attempt.attempt) of task \(attempt.task) on \(attempt.node) ran past its timeout: ended, and its node told to stop it")
+            try? await publisher.control(ControlMessage(kind: .cancel, node: attempt.node, taskID: attempt.task, attemptID: attempt.attempt))
+        }
+        if !overdue.isEmpty { nudge.signal() }
+    }
+}

@@ -1,0 +1,103 @@
+import AMQPClient
+import ClientSupport
+import FogCore
+import Hummingbird
+import Logging
+import PostgresClient
+import RedisClient
+import ServiceLifecycle
+import ServiceSupport
+
+/// `scheduler serve`: wires the store, the broker and Redis connections, the HTTP API and the
+/// loops into one `ServiceGroup`, which stops them in order on SIGTERM or SIGINT.
+public enum SchedulerServer {
+    public static func run(_ configuration: SchedulerConfiguration, logger: Logger) async throws {
+        let pool = PostgresPool(
+            configuration: try PostgresConfiguration(url: configuration.services.databaseURL ?? ""),
+            maximumConnections: configuration.databasePoolSize, waitLimit: .seconds(5), logger: logger)
+        let store = TaskStore(pool: pool, logger: logger)
+        if configuration.autoMigrate { try await migrateWhenReachable(pool, logger: logger) }
+
+        let brokers = try AMQPConfiguration(urls: configuration.services.brokerURLs ?? "", connectionName: "scheduler \(configuration.instanceID)")
+        let publishing = AMQPConnection(configuration: brokers, logger: logger)
+        var consumingConfiguration = brokers
+        consumingConfiguration.connectionName += " events"
+        let consuming = AMQPConnection(configuration: consumingConfiguration, logger: logger)
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: configuration.services.redisURL ?? ""), logger: logger)
+        defer {
+            publishing.close()
+            consuming.close()
+            redis.close()
+        }
+
+        let metrics = SchedulerMetrics()
+        let leadership = Leadership()
+        let nudge = DispatchNudge()
+        let directory = NodeDirectory(redis: redis)
+        let publisher = TaskPublisher(connection: publishing, logger: logger)
+        let api = SchedulerAPI(store: store, directory: directory, publisher: publisher, redis: redis, nudge: nudge,
+                               metrics: metrics, configuration: configuration, logger: logger)
+        let app = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "fogscheduler"),
+            logger: logger)
+
+        let services: [any Service] = [
+            TopologySetup(connections: [publishing, consuming], logger: logger),
+            LeaderElector(redis: redis, store: store, leadership: leadership, configuration: configuration, logger: logger),
+            Dispatcher(store: store, directory: directory, publisher: publisher, leadership: leadership, nudge: nudge,
+                       configuration: configuration, metrics: metrics, logger: logger),
+            FailureDetector(store: store, directory: directory, publisher: publisher, leadership: leadership, nudge: nudge,
+                            configuration: configuration, metrics: metrics, logger: logger),
+            EventConsumer(connection: consuming, store: store, configuration: configuration, metrics: metrics, logger: logger),
+            app,
+        ]
+        logger.notice("scheduler \(configuration.instanceID) serving on http://\(configuration.httpHost):\(configuration.httpPort)")
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await pool.close()
+    }
+
+    /// Applies migrations, waiting for the database if it is not up yet (a stack that starts
+    /// everything at once).
+    static func migrateWhenReachable(_ pool: PostgresPool, logger: Logger) async throws {
+        var reported = false
+        while true {
+            do {
+                let applied = try await Migrations.migrate(pool, logger: logger)
+                if !applied.isEmpty { logger.notice("database migrated to version \(Migrations.latest)") }
+                return
+            } catch let error as PostgresError where error.isConnectionError || error.code == .poolTimeout {
+                if !reported { logger.warning("waiting for the database: \(error)") }
+                reported = true
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
+
+/// Declares the shared topology once the broker answers, then waits for shutdown. The
+/// connections declare it again by themselves after each reconnect.
+struct TopologySetup: Service {
+    let connections: [AMQPConnection]
+    let logger: Logger
+
+    func run() async throws {
+        var backoff = ClientSupport.Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        var reported = false
+        for connection in connections {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    try await TopologyDeclarations.declareShared(on: connection)
+                    break
+                } catch {
+                    if !reported { logger.warning("cannot declare the broker topology yet: \(error)") }
+                    reported = true
+                    try? await Task.sleep(for: backoff.next())
+                }
+            }
+        }
+        try? await gracefulShutdown()
+    }
+}

@@ -1,0 +1,164 @@
+import FogCore
+import Foundation
+import PostgresClient
+
+private struct Placed: Encodable { let task_id: UUID, attempt_id: UUID, number: Int, node: String, score: PlacementScore }
+private struct Waiting: Encodable { let id: UUID, reason: String }
+
+/// Decides where pending tasks go, inside the dispatch transaction; a value, so that its
+/// state (room left per node, a round-robin position) comes back to the caller.
+public protocol DispatchPlanner: Sendable {
+    mutating func plan(_ tasks: [TaskStore.PendingTask]) -> [TaskStore.PlanStep]
+}
+
+extension TaskStore {
+    /// What queued and running attempts hold on one node.
+    public struct Reservation: Sendable, Equatable {
+        public var resources: Resources
+        public var active: Int
+    }
+
+    /// Per node, what its active attempts hold: placement subtracts it from capacity, so a
+    /// node is never given more than it has room for, started or not.
+    public func reservations() async throws -> [String: Reservation] {
+        let rows = try await pool.query("""
+            SELECT a.node, sum(t.cpu_millicores)::bigint, sum(t.memory_mb)::bigint, sum(t.storage_mb)::bigint, count(*)
+            FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE a.status IN ('queued', 'running') GROUP BY a.node
+            """).rows
+        return Dictionary(try rows.map { row in
+            (try row.decode(at: 0, as: String.self),
+             Reservation(resources: Resources(cpuMillicores: try row.decode(at: 1), memoryMB: try row.decode(at: 2), storageMB: try row.decode(at: 3)),
+                         active: try row.decode(at: 4)))
+        }) { a, _ in a }
+    }
+
+    /// A pending task offered to placement.
+    public struct PendingTask: Sendable {
+        public let id: UUID
+        public let spec: TaskSpec
+        public let attemptCount: Int
+        public let pendingReason: String?
+    }
+
+    /// What placement decided for one pending task.
+    public enum PlanStep: Sendable {
+        case place(node: String, score: PlacementScore)
+        case wait(reason: String)
+    }
+
+    /// An attempt written as queued, to be published.
+    public struct QueuedAttempt: Sendable {
+        public let message: TaskMessage
+        public var priority: PriorityClass { message.spec.priority }
+    }
+
+    /// Takes up to `limit` pending tasks whose time has come, in dispatch order (class,
+    /// deadline, age), locked with SKIP LOCKED; `plan` decides for each; the placements are
+    /// written as queued attempts under the leader fence. A stale `epoch` writes nothing and
+    /// throws `StaleLeader`.
+    public func dispatch<P: DispatchPlanner>(epoch: Int, limit: Int, planner: P) async throws -> (attempts: [QueuedAttempt], planner: P) {
+        try await pool.withTransaction { tx in
+            var planner = planner
+            let rows = try await tx.query("""
+                SELECT id, spec::text, attempt_count, pending_reason FROM tasks
+                WHERE status = 'pending' AND (not_before IS NULL OR not_before <= now())
+                ORDER BY class, deadline, created_at LIMIT $1 FOR UPDATE SKIP LOCKED
+                """, [limit]).rows
+            if rows.isEmpty { return ([], planner) }
+            let pending = try rows.map { row in
+                PendingTask(id: try row.decode(at: 0), spec: try Self.json(TaskSpec.self, try row.decode(at: 1)),
+                            attemptCount: try row.decode(at: 2), pendingReason: try row.decodeIfPresent(at: 3))
+            }
+            let steps = planner.plan(pending)
+
+            var placed: [Placed] = []
+            var waiting: [Waiting] = []
+            var queued: [QueuedAttempt] = []
+            for (task, step) in zip(pending, steps) {
+                switch step {
+                case .place(let node, let score):
+                    let attempt = Placed(task_id: task.id, attempt_id: UUID(), number: task.attemptCount + 1, node: node, score: score)
+                    placed.append(attempt)
+                    queued.append(QueuedAttempt(message: TaskMessage(
+                        taskID: task.id, attemptID: attempt.attempt_id, attempt: attempt.number, epoch: epoch, node: node, spec: task.spec)))
+                case .wait(let reason) where reason != task.pendingReason:
+                    waiting.append(Waiting(id: task.id, reason: reason))
+                case .wait:
+                    break
+                }
+            }
+            if !placed.isEmpty {
+                let written = try await tx.query("""
+                    WITH fence AS (SELECT epoch FROM scheduler_fence WHERE id = 1 AND epoch = $1::bigint FOR SHARE),
+                    b AS (SELECT * FROM jsonb_to_recordset($2::jsonb)
+                          AS b(task_id uuid, attempt_id uuid, number integer, node text, score jsonb)),
+                    ins AS (
+                        INSERT INTO attempts (id, task_id, number, node, status, epoch, score)
+                        SELECT b.attempt_id, b.task_id, b.number, b.node, 'queued', $1::bigint, b.score FROM b, fence
+                        RETURNING id, task_id, node, number),
+                    upd AS (
+                        UPDATE tasks t SET status = 'queued', current_attempt = ins.id, attempt_count = ins.number,
+                            node = ins.node, pending_reason = NULL, not_before = NULL, updated_at = now()
+                        FROM ins WHERE t.id = ins.task_id)
+                    INSERT INTO task_events (task_id, attempt_id, kind, status, detail)
+                    SELECT ins.task_id, ins.id, 'queued', 'queued',
+                           jsonb_build_object('node', ins.node, 'attempt', ins.number, 'epoch', $1::bigint)
+                    FROM ins
+                    """, [epoch, Self.jsonParameter(placed)])
+                guard written.affectedRows == placed.count else { throw StaleLeader(epoch: epoch) }
+            }
+            if !waiting.isEmpty {
+                try await tx.query("""
+                    UPDATE tasks t SET pending_reason = w.reason
+                    FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, reason text) WHERE t.id = w.id
+                    """, [Self.jsonParameter(waiting)])
+            }
+            return (queued, planner)
+        }
+    }
+
+    /// Records that these attempts' messages were confirmed by the broker.
+    public func markPublished(_ attempts: [UUID]) async throws {
+        guard !attempts.isEmpty else { return }
+        try await pool.query(
+            "UPDATE attempts SET published_at = now() WHERE id = ANY($1::uuid[]) AND published_at IS NULL",
+            [PostgresTextArray(attempts.map(\.postgresText))])
+    }
+
+    /// Queued attempts whose message was never confirmed (a publish that failed, or a leader
+    /// that died between writing and publishing), older than `age`: published again with the
+    /// same ids, which the fog node deduplicates.
+    public func unpublished(olderThan age: Duration, limit: Int = 500) async throws -> [QueuedAttempt] {
+        try await pool.query("""
+            SELECT a.task_id, a.id, a.number, a.epoch, a.node, t.spec::text FROM attempts a JOIN tasks t ON t.id = a.task_id
+            WHERE a.status = 'queued' AND a.published_at IS NULL AND a.queued_at < now() - $1::bigint * interval '1 millisecond'
+            ORDER BY a.queued_at LIMIT $2
+            """, [Int(age.seconds * 1000), limit]
+        ).rows.map { row in
+            QueuedAttempt(message: TaskMessage(
+                taskID: try row.decode(at: 0), attemptID: try row.decode(at: 1), attempt: try row.decode(at: 2),
+                epoch: try row.decode(at: 3), node: try row.decode(at: 4), spec: try Self.json(TaskSpec.self, try row.decode(at: 5))))
+        }
+    }
+
+    /// A new leader raises the fence to its epoch; it waits for any dispatch transaction of
+    /// an older leader to end (they hold the fence row in share mode), and every later one
+    /// of theirs writes nothing.
+    public func raiseFence(to epoch: Int) async throws {
+        try await pool.query("UPDATE scheduler_fence SET epoch = greatest(epoch, $1::bigint) WHERE id = 1", [epoch])
+    }
+
+    /// The epoch the fence carries now.
+    public func fenceEpoch() async throws -> Int {
+        try await pool.query("SELECT epoch FROM scheduler_fence WHERE id = 1").scalar(Int.self) ?? 0
+    }
+
+    /// Every registered node's capacity as stored nowhere here: the API asks Redis. This
+    /// answers the nodes that hold active attempts, which the failure detector must watch
+    /// even if they left `fog:nodes`.
+    public func nodesWithActiveAttempts() async throws -> Set<String> {
+        Set(try await pool.query("SELECT DISTINCT node FROM attempts WHERE status IN ('queued', 'running')").rows.map {
+            try $0.decode(at: 0, as: String.self)
+        })
+    }
+}
