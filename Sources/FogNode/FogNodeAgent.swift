@@ -28,7 +28,7 @@ actor FogNodeAgent {
     private var buffered: [PriorityClass: [Buffered]] = [:]
     private var running: [UUID: Running] = [:]
     private var used = Resources.zero
-    /// Attempts seen lately, to drop redeliveries and republished copies.
+    /// Attempts started here lately, to drop redeliveries and republished copies.
     private var seen: Set<UUID> = []
     private var seenOrder: [UUID] = []
     private(set) var fenced = false
@@ -64,11 +64,15 @@ actor FogNodeAgent {
             return
         }
         if seen.contains(message.attemptID) || message.node != configuration.id.rawValue {
-            // A redelivery of an attempt taken already, or a message for another node.
+            // A redelivery of an attempt started already, or a message for another node.
             try? await consuming.ack(delivery)
             return
         }
-        remember(message.attemptID)
+        if let index = buffered[message.spec.priority]?.firstIndex(where: { $0.message.attemptID == message.attemptID }) {
+            // Redelivered after a reconnect while it waited here: only the new delivery can be acked.
+            buffered[message.spec.priority]?[index] = Buffered(message: message, delivery: delivery)
+            return
+        }
         buffered[message.spec.priority, default: []].append(Buffered(message: message, delivery: delivery))
         await startWhatFits()
     }
@@ -98,6 +102,7 @@ actor FogNodeAgent {
     private func start(_ item: Buffered) async {
         let message = item.message
         let spec = message.spec
+        remember(message.attemptID)
         var argv: [String]
         if let command = spec.command {
             guard configuration.allowedCommands.contains(command[0]) else {
@@ -197,7 +202,6 @@ actor FogNodeAgent {
         let items = buffered.values.flatMap { $0 }
         buffered = [:]
         for item in items {
-            seen.remove(item.message.attemptID)
             try? await consuming.nack(item.delivery, requeue: true)
         }
     }

@@ -57,7 +57,7 @@ struct Submit: AsyncParsableCommand {
         if let batch = try? JSONDecoder().decode(Batch.self, from: data) { tasks = batch.tasks } else {
             tasks = [try JSONDecoder().decode(TaskRecord.self, from: data)]
         }
-        printTable(["ID", "NAME", "CLASS", "STATUS"], tasks.map { [$0.id.uuidString.lowercased(), $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue] })
+        printTable(["ID", "NAME", "CLASS", "STATUS"], tasks.map { [$0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue] })
     }
 }
 
@@ -81,7 +81,7 @@ struct Tasks: AsyncParsableCommand {
         struct Page: Decodable { let tasks: [TaskRecord]; let next_cursor: String? }
         let page = try JSONDecoder().decode(Page.self, from: data)
         printTable(["ID", "NAME", "CLASS", "STATUS", "NODE", "ATTEMPTS", "CREATED"], page.tasks.map {
-            [$0.id.uuidString.lowercased(), $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue, $0.node ?? "-", String($0.attemptCount), $0.createdAt]
+            [$0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue, $0.node ?? "-", String($0.attemptCount), $0.createdAt]
         })
         if let next = page.next_cursor { print("more: --cursor \(next)") }
     }
@@ -97,7 +97,7 @@ struct ShowTask: AsyncParsableCommand {
         let data = try await api.request("GET", "/v1/tasks/\(id)")
         if api.json { return print(String(decoding: data, as: UTF8.self)) }
         let task = try JSONDecoder().decode(TaskRecord.self, from: data)
-        print("task     \(task.id.uuidString.lowercased())  \(task.spec.name)")
+        print("task     \(task.id.uuidString)  \(task.spec.name)")
         print("status   \(task.status.rawValue)" + (task.reason.map { "  (\($0))" } ?? "") + (task.pendingReason.map { "  waiting: \($0)" } ?? ""))
         print("class    \(task.spec.priority.rawValue)  cpu \(task.spec.resources.cpuMillicores)m  memory \(task.spec.resources.memoryMB) MB  timeout \(task.spec.timeoutSeconds) s")
         print("created  \(task.createdAt)  updated \(task.updatedAt)")
@@ -126,7 +126,7 @@ struct Cancel: AsyncParsableCommand {
         let data = try await api.request("POST", "/v1/tasks/\(id)/cancel")
         if api.json { return print(String(decoding: data, as: UTF8.self)) }
         let task = try JSONDecoder().decode(TaskRecord.self, from: data)
-        print("\(task.id.uuidString.lowercased()) \(task.status.rawValue)")
+        print("\(task.id.uuidString) \(task.status.rawValue)")
     }
 }
 

@@ -53,7 +53,10 @@ public enum TaskLifecycle {
     public static func decide(_ happening: Happening, given s: Snapshot) -> Decision {
         switch happening {
         case .started:
-            if s.attemptStatus == .running { return .duplicate }
+            // Running, or ended by its node's own report: this start was applied already.
+            if s.attemptStatus == .running || (s.isCurrent && ![.queued, .lost, .cancelled].contains(s.attemptStatus)) {
+                return .duplicate
+            }
             guard s.isCurrent, s.attemptStatus == .queued, !s.taskStatus.isTerminal else {
                 return .ignore("started for an attempt that is \(s.attemptStatus.rawValue) (task \(s.taskStatus.rawValue))")
             }

@@ -1,0 +1,199 @@
+import AMQPClient
+import FogCore
+import Foundation
+import Logging
+import PostgresClient
+import RedisClient
+import Scheduler
+import ServiceSupport
+import TestSupport
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Real scheduler and fog-node processes against the test services, with a clean database,
+/// Redis and broker state for each test, and an HTTP client for the API. Every process it
+/// starts is stopped by its PID when the test ends.
+final class SchedulerLab: @unchecked Sendable {
+    static let token = "lab-write-token-0123456789"
+    static let readToken = "lab-read-token-0123456789"
+
+    struct Process {
+        let pid: pid_t
+        let log: String
+    }
+
+    let directory: String
+    let pool: PostgresPool
+    let redis: RedisConnection
+    let broker: AMQPConnection
+    private var processes: [pid_t] = []
+    private var nodeIDs: [String] = []
+    let logger = Logger(label: "lab")
+
+    init() async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("fog-lab-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        pool = PostgresPool(configuration: try PostgresConfiguration(url: TestServices.databaseURL), maximumConnections: 2)
+        redis = RedisConnection(configuration: try RedisConfiguration(url: TestServices.redisURL))
+        broker = try await AMQPConnection.connect(try AMQPConfiguration(urls: TestServices.brokerURLs.joined(separator: ",")))
+        try await reset()
+    }
+
+    /// An empty schema, no fog:* keys, empty events and dead-letter queues.
+    func reset() async throws {
+        try await pool.withConnection { try await $0.query("DROP SCHEMA public CASCADE") }
+        try await pool.withConnection { try await $0.query("CREATE SCHEMA public") }
+        for key in try await redis.scan(matching: "fog:*") { _ = try await redis.delete(key) }
+        try await TopologyDeclarations.declareShared(on: broker)
+        _ = try await broker.purgeQueue(Topology.eventsQueue)
+        _ = try await broker.purgeQueue(Topology.deadLetterQueue)
+    }
+
+    /// Stops every process (SIGKILL), deletes the test nodes' queues, closes connections.
+    func shutdown() async {
+        for pid in processes {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        processes = []
+        for node in nodeIDs {
+            for priority in PriorityClass.allCases { _ = try? await broker.deleteQueue(Topology.nodeQueue(NodeID(rawValue: node)!, priority)) }
+        }
+        broker.close()
+        redis.close()
+        await pool.close()
+    }
+
+    var environment: [String: String] {
+        ["FOG_BROKER_URL": TestServices.brokerURLs.joined(separator: ","), "FOG_REDIS_URL": TestServices.redisURL,
+         "FOG_DATABASE_URL": TestServices.databaseURL, "FOG_API_TOKENS": "\(Self.token),\(Self.readToken):read", "FOG_LOG_LEVEL": "info"]
+    }
+
+    static func binary(_ name: String) -> String {
+        TestServices.repositoryRoot.appendingPathComponent(".build/debug/\(name)").path
+    }
+
+    @discardableResult
+    func startScheduler(_ name: String, port: Int, extra: [String: String] = [:]) throws -> Process {
+        let log = "\(directory)/\(name).log"
+        let pid = try CommandRunner.spawnDetached(
+            [Self.binary("scheduler"), "serve"],
+            environment: environment.merging(["FOG_HTTP_PORT": String(port), "FOG_INSTANCE_ID": name]) { $1 }.merging(extra) { $1 },
+            logFile: log)
+        processes.append(pid)
+        return Process(pid: pid, log: log)
+    }
+
+    @discardableResult
+    func startFogNode(_ id: String, cpu: Int = 2000, memory: Int = 2048, zone: String = "zone-a", extra: [String: String] = [:]) throws -> Process {
+        let log = "\(directory)/\(id).log"
+        var env = environment
+        env["FOG_DATABASE_URL"] = nil
+        env["FOG_API_TOKENS"] = nil
+        env.merge(["FOG_NODE_ID": id, "FOG_NODE_ZONE": zone, "FOG_NODE_CPU_MILLICORES": String(cpu), "FOG_NODE_MEMORY_MB": String(memory),
+                   "FOG_WORK_DIR": "\(directory)/work-\(id)", "FOG_ALLOWED_COMMANDS": "/bin/sh,/bin/echo,/bin/true,/bin/false"]) { $1 }
+        let pid = try CommandRunner.spawnDetached([Self.binary("fog-node"), "run"], environment: env.merging(extra) { $1 }, logFile: log)
+        processes.append(pid)
+        nodeIDs.append(id)
+        return Process(pid: pid, log: log)
+    }
+
+    /// Sends `signal` to a process this lab started; SIGKILL also reaps it.
+    func signal(_ process: Process, _ signal: Int32) {
+        kill(process.pid, signal)
+        if signal == SIGKILL || signal == SIGTERM {
+            var status: Int32 = 0
+            waitpid(process.pid, &status, 0)
+            processes.removeAll { $0 == process.pid }
+        }
+    }
+
+    // MARK: HTTP
+
+    struct HTTPResult {
+        let status: Int
+        let body: Data
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    func http(_ method: String, _ path: String, port: Int, body: Data? = nil, token: String? = SchedulerLab.token,
+              contentType: String? = "application/json") async throws -> HTTPResult {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        request.timeoutInterval = 30
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.httpBody = body
+            if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return HTTPResult(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+    }
+
+    func submit(_ tasks: [[String: Any]], port: Int) async throws -> [UUID] {
+        let result = try await http("POST", "/v1/tasks", port: port, body: try JSONSerialization.data(withJSONObject: ["tasks": tasks]))
+        guard result.status == 201 else { throw LabError("submit answered \(result.status): \(String(decoding: result.body, as: UTF8.self))") }
+        return (result.json["tasks"] as? [[String: Any]] ?? []).compactMap { ($0["id"] as? String).flatMap { UUID(uuidString: $0) } }
+    }
+
+    /// Waits until the API answers.
+    func waitForAPI(port: Int, timeout: Duration = .seconds(60)) async throws {
+        try await waitUntil(timeout: timeout, "the API on port \(port)") {
+            (try? await self.http("GET", "/healthz", port: port, token: nil))?.status == 200
+        }
+    }
+
+    /// Waits until a registered node is alive in Redis.
+    func waitForNodes(_ ids: [String], timeout: Duration = .seconds(60)) async throws {
+        try await waitUntil(timeout: timeout, "fog nodes \(ids)") {
+            for id in ids where (try? await self.redis.get(FogKeys.heartbeat(id))) == nil { return false }
+            return true
+        }
+    }
+
+    func waitUntil(timeout: Duration, _ what: String, poll: Duration = .milliseconds(200), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: poll)
+        }
+        throw LabError("timed out after \(timeout) waiting for \(what)")
+    }
+
+    /// Counts tasks by status, straight from the database.
+    func statusCounts() async throws -> [String: Int] {
+        Dictionary(try await pool.query("SELECT status, count(*) FROM tasks GROUP BY status").rows.map {
+            (try $0.decode(at: 0, as: String.self), try $0.decode(at: 1, as: Int.self))
+        }) { a, _ in a }
+    }
+
+    func scalar(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) async throws -> Int {
+        try await pool.query(sql, parameters).scalar(Int.self) ?? 0
+    }
+
+    /// The tail of a process log, for failure messages.
+    func log(_ process: Process) -> String {
+        String(((try? String(contentsOfFile: process.log, encoding: .utf8)) ?? "").suffix(3000))
+    }
+}
+
+struct LabError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `body` with a fresh lab and always shuts it down.
+func withLab(_ body: (SchedulerLab) async throws -> Void) async throws {
+    let lab = try await SchedulerLab()
+    do {
+        try await body(lab)
+        await lab.shutdown()
+    } catch {
+        await lab.shutdown()
+        throw error
+    }
+}

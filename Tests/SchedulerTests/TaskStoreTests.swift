@@ -1,0 +1,132 @@
+import FogCore
+import Foundation
+import Logging
+import PostgresClient
+@testable import Scheduler
+import TestSupport
+import Testing
+
+/// Places every pending task on one node.
+struct OneNodePlanner: DispatchPlanner {
+    let node: String
+    mutating func plan(_ tasks: [TaskStore.PendingTask]) -> [TaskStore.PlanStep] {
+        tasks.map { _ in .place(node: node, score: PlacementScore(policy: "test", total: 1, terms: [:], candidates: 1)) }
+    }
+}
+
+@Suite("Task store (real PostgreSQL)", .serialized, TestServices.required)
+struct TaskStoreTests {
+    func withStore(_ body: (TaskStore, SchedulerLab) async throws -> Void) async throws {
+        try await withLab { lab in
+            let store = TaskStore(pool: lab.pool, logger: Logger(label: "test"))
+            try await Migrations.migrate(lab.pool, logger: lab.logger)
+            try await body(store, lab)
+        }
+    }
+
+    func event(_ attempt: TaskStore.QueuedAttempt, _ kind: TaskEvent.Kind, _ outcome: AttemptOutcome? = nil) -> TaskEvent {
+        TaskEvent(taskID: attempt.message.taskID, attemptID: attempt.message.attemptID, node: attempt.message.node, kind: kind,
+                  at: Date().timeIntervalSince1970, outcome: outcome)
+    }
+
+    @Test("two schedulers migrating at once apply each migration once, and again is a no-op")
+    func racingMigrations() async throws {
+        try await withLab { lab in
+            let other = PostgresPool(configuration: try PostgresConfiguration(url: TestServices.databaseURL), maximumConnections: 1)
+            async let first = Migrations.migrate(lab.pool, logger: lab.logger)
+            async let second = Migrations.migrate(other, logger: lab.logger)
+            let applied = try await [first, second]
+            #expect(applied.map(\.count).sorted() == [0, Migrations.all.count])
+            #expect(try await Migrations.migrate(other, logger: lab.logger).isEmpty)
+            #expect(try await lab.scalar("SELECT count(*) FROM schema_migrations") == Migrations.all.count)
+            await other.close()
+        }
+    }
+
+    @Test("events are applied once: a redelivered batch changes nothing, and the audit trail is append-only")
+    func idempotentEvents() async throws {
+        try await withStore { store, lab in
+            try await store.raiseFence(to: 1)
+            let task = try await store.submit([TaskSpec(name: "t", kind: .noop)])[0].task
+            let attempt = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            let batch = [event(attempt, .started), event(attempt, .finished, .succeeded)]
+            #expect(try await store.apply(batch, retry: RetryPolicy()).applied == 2)
+            let again = try await store.apply(batch, retry: RetryPolicy())
+            #expect(again.applied == 0 && again.duplicates == 2)
+            let stored = try #require(try await store.task(task.id))
+            #expect(stored.status == .succeeded)
+            #expect(stored.events?.map(\.kind) == ["submitted", "queued", "started", "finished"])
+            await #expect(throws: PostgresError.self) { try await lab.pool.query("DELETE FROM task_events") }
+        }
+    }
+
+    @Test("a stale leader's dispatch and take-back write nothing")
+    func fencing() async throws {
+        try await withStore { store, lab in
+            try await store.raiseFence(to: 7)
+            _ = try await store.submit([TaskSpec(name: "t", kind: .noop)])
+            await #expect(throws: StaleLeader.self) { try await store.dispatch(epoch: 6, limit: 10, planner: OneNodePlanner(node: "n1")) }
+            await #expect(throws: StaleLeader.self) { try await store.takeBackAttempts(onLostNode: "n1", epoch: 6, retry: RetryPolicy()) }
+            #expect(try await lab.scalar("SELECT count(*) FROM attempts") == 0)
+            #expect(try await lab.statusCounts() == ["pending": 1])
+            #expect(try await store.dispatch(epoch: 7, limit: 10, planner: OneNodePlanner(node: "n1")).attempts.count == 1)
+        }
+    }
+
+    @Test("a late event from a superseded attempt is recorded as ignored")
+    func supersededEvent() async throws {
+        try await withStore { store, lab in
+            try await store.raiseFence(to: 1)
+            let task = try await store.submit([TaskSpec(name: "t", kind: .noop)])[0].task
+            let first = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "lost")).attempts[0]
+            _ = try await store.apply([event(first, .started)], retry: RetryPolicy())
+            #expect(try await store.takeBackAttempts(onLostNode: "lost", epoch: 1, retry: RetryPolicy(base: .milliseconds(1), cap: .milliseconds(1))) == 1)
+            try await Task.sleep(for: .milliseconds(20))
+            let second = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n2")).attempts[0]
+            #expect(second.message.attempt == 2)
+            let late = try await store.apply([event(first, .finished, .succeeded)], retry: RetryPolicy())
+            #expect(late.ignored == 1)
+            _ = try await store.apply([event(second, .started), event(second, .finished, .succeeded)], retry: RetryPolicy())
+            let stored = try #require(try await store.task(task.id))
+            #expect(stored.status == .succeeded)
+            #expect(stored.attempts?.map(\.status) == [.lost, .succeeded])
+            #expect(stored.events?.contains { $0.kind == "ignored" } == true)
+        }
+    }
+
+    @Test("failures retry with backoff, then the task is dead")
+    func retriesThenDead() async throws {
+        try await withStore { store, lab in
+            try await store.raiseFence(to: 1)
+            let task = try await store.submit([TaskSpec(name: "t", kind: .noop, maxAttempts: 2)])[0].task
+            let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(200))
+            let first = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            _ = try await store.apply([event(first, .started), event(first, .finished, .failed)], retry: retry)
+            #expect(try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts.isEmpty, "backoff holds it")
+            try await Task.sleep(for: .milliseconds(250))
+            let second = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            _ = try await store.apply([event(second, .started), event(second, .finished, .timedOut)], retry: retry)
+            let stored = try #require(try await store.task(task.id))
+            #expect(stored.status == .dead)
+            #expect(stored.failures == 2)
+            #expect(stored.reason?.contains("2 of 2 attempts failed") == true)
+        }
+    }
+
+    @Test("keyset pages cover every task once, newest first")
+    func pagination() async throws {
+        try await withStore { store, _ in
+            _ = try await store.submit((0..<25).map { TaskSpec(name: "t\($0)", kind: .noop) })
+            var seen: [UUID] = []
+            var cursor: TaskStore.Cursor?
+            repeat {
+                let page = try await store.tasks(.init(), limit: 10, after: cursor)
+                seen += page.tasks.map(\.id)
+                cursor = page.next
+                if let next = cursor { #expect(TaskStore.Cursor(token: next.token) == next) }
+            } while cursor != nil
+            #expect(seen.count == 25)
+            #expect(Set(seen).count == 25)
+        }
+    }
+}
