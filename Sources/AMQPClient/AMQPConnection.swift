@@ -35,6 +35,14 @@ public final class AMQPConnection: Sendable {
     /// Closes the connection; consumers finish and unconfirmed publishes fail with `closed`.
     public func close() { loop.shutdown() }
 
+    /// Drops the broker connection and connects again, to the next URL. For a caller that sees
+    /// a broker keep refusing what it should take: RabbitMQ 3.10 was seen to nack every publish
+    /// on a channel that published to a quorum queue while its leader moved, until reopened.
+    /// Calls in flight fail with `connectionLost`.
+    public func reconnect(because reason: String) async {
+        _ = try? await loop.perform { loop, _ in loop.teardown(AMQPError(.connectionLost, reason)) }
+    }
+
     /// The broker this connection is using now, as `amqp://host:port/vhost`, or nil.
     public func currentBroker() async throws -> String {
         try await loop.perform { _, session in session.endpoint.displayName }

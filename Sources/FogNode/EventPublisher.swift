@@ -15,10 +15,13 @@ struct EventPublisher: Sendable {
         let body = WireFormat.encode(EventBatch(events: events))
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
         var reported = false
+        var refusals = 0
         while !Task.isCancelled {
             do {
                 let outcome = try await connection.publish(body, exchange: Topology.eventsExchange, routingKey: EventBatch.routingKey(node: node))
                 if outcome.isAck { return }
+                refusals += 1
+                if refusals % 3 == 0 { await connection.reconnect(because: "fog.events keeps refusing events (\(outcome))") }
                 throw AMQPError(.publishRefused, "fog.events refused an event: \(outcome)")
             } catch {
                 if !reported { logger.warning("cannot publish events yet, retrying: \(error)") }

@@ -20,7 +20,7 @@ public struct SchedulerConfiguration: Sendable {
     /// Pending tasks taken per dispatch transaction.
     public var dispatchBatch = 500
     /// How often the leader looks for lost fog nodes and overdue attempts.
-    public var failureCheckInterval: Duration = .seconds(1)
+    public var failureCheckInterval: Duration = .milliseconds(500)
     /// A fog node's heartbeat TTL: Redis must have been reachable this long before a missing
     /// heartbeat counts as a lost node (a restarted Redis has none for a moment).
     public var nodeHeartbeatTTL: Duration = .seconds(6)

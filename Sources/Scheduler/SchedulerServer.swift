@@ -49,7 +49,7 @@ public enum SchedulerServer {
                        configuration: configuration, metrics: metrics, logger: logger),
             FailureDetector(store: store, directory: directory, publisher: publisher, leadership: leadership, nudge: nudge,
                             configuration: configuration, metrics: metrics, logger: logger),
-            EventConsumer(connection: consuming, store: store, configuration: configuration, metrics: metrics, logger: logger),
+            EventConsumer(connection: consuming, store: store, configuration: configuration, metrics: metrics, nudge: nudge, logger: logger),
             app,
         ]
         logger.notice("scheduler \(configuration.instanceID) serving on http://\(configuration.httpHost):\(configuration.httpPort)")

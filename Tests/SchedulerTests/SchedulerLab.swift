@@ -171,8 +171,16 @@ final class SchedulerLab: @unchecked Sendable {
         }) { a, _ in a }
     }
 
+    /// One number from the database; a connection that died with a killed server is retried.
     func scalar(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) async throws -> Int {
-        try await pool.query(sql, parameters).scalar(Int.self) ?? 0
+        for _ in 0..<5 {
+            do {
+                return try await pool.query(sql, parameters).scalar(Int.self) ?? 0
+            } catch let error as PostgresError where error.isConnectionError {
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        return try await pool.query(sql, parameters).scalar(Int.self) ?? 0
     }
 
     /// The tail of a process log, for failure messages.

@@ -50,7 +50,8 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
             if postgres.isConnectionError || postgres.code == .poolTimeout || postgres.sqlState?.hasPrefix("08") == true
                 || postgres.sqlState?.hasPrefix("57") == true
             {
-                return APIError(.serviceUnavailable, "database_unavailable", "the task database cannot be reached; nothing was written, try again")
+                return APIError(.serviceUnavailable, "database_unavailable",
+                                "the task database cannot be reached; try again (with the same idempotency_key, in case the database went away while it was storing this)")
             }
         }
         return APIError(.internalServerError, "internal", "an unexpected error occurred; it has been logged")

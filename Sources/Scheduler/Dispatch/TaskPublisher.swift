@@ -44,6 +44,9 @@ public final class TaskPublisher: Sendable {
             case .failure(let error): refused.append("\(attempt.message.attemptID): \(error)")
             }
         }
+        if results.contains(where: { if case .success(.nack) = $0 { true } else { false } }) {
+            await connection.reconnect(because: "the broker nacked attempts")
+        }
         if !refused.isEmpty {
             logger.warning("\(refused.count) of \(attempts.count) publishes unconfirmed; they will be retried", metadata: ["first": "\(refused[0])"])
         }

@@ -18,12 +18,16 @@ public struct EventConsumer: Service {
     let store: TaskStore
     let retry: RetryPolicy
     let metrics: SchedulerMetrics
+    /// Finished attempts free room: the dispatcher looks again at once.
+    let nudge: DispatchNudge
     let logger: Logger
     let prefetch: UInt16 = 1_000
     let maxBatch = 500
 
-    public init(connection: AMQPConnection, store: TaskStore, configuration: SchedulerConfiguration, metrics: SchedulerMetrics, logger: Logger) {
+    public init(connection: AMQPConnection, store: TaskStore, configuration: SchedulerConfiguration, metrics: SchedulerMetrics,
+                nudge: DispatchNudge, logger: Logger) {
         self.connection = connection
+        self.nudge = nudge
         self.store = store
         self.retry = configuration.retry
         self.metrics = metrics
@@ -105,6 +109,7 @@ public struct EventConsumer: Service {
                 if tally.ignored > 0 || tally.unknown > 0 {
                     logger.info("events: \(tally.applied) applied, \(tally.ignored) ignored as late or superseded, \(tally.unknown) for unknown attempts")
                 }
+                if tally.applied > 0 { nudge.signal() }
                 if failing { logger.info("events are written again") }
                 break
             } catch {
