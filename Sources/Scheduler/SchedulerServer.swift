@@ -30,26 +30,20 @@ public enum SchedulerServer {
             redis.close()
         }
 
-        let metrics = SchedulerMetrics()
-        let leadership = Leadership()
-        let nudge = DispatchNudge()
-        let directory = NodeDirectory(redis: redis)
-        let publisher = TaskPublisher(connection: publishing, logger: logger)
-        let api = SchedulerAPI(store: store, directory: directory, publisher: publisher, redis: redis, nudge: nudge,
-                               metrics: metrics, configuration: configuration, logger: logger)
+        let context = SchedulerContext(
+            store: store, directory: NodeDirectory(redis: redis), publisher: TaskPublisher(connection: publishing, logger: logger),
+            redis: redis, leadership: Leadership(), nudge: DispatchNudge(), configuration: configuration, metrics: SchedulerMetrics(),
+            logger: logger)
         let app = Application(
-            router: api.router(),
+            router: SchedulerAPI(context: context).router(),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "fogscheduler"),
             logger: logger)
-
         let services: [any Service] = [
             TopologySetup(connections: [publishing, consuming], logger: logger),
-            LeaderElector(redis: redis, store: store, leadership: leadership, configuration: configuration, logger: logger),
-            Dispatcher(store: store, directory: directory, publisher: publisher, leadership: leadership, nudge: nudge,
-                       configuration: configuration, metrics: metrics, logger: logger),
-            FailureDetector(store: store, directory: directory, publisher: publisher, leadership: leadership, nudge: nudge,
-                            configuration: configuration, metrics: metrics, logger: logger),
-            EventConsumer(connection: consuming, store: store, configuration: configuration, metrics: metrics, nudge: nudge, logger: logger),
+            LeaderElector(context: context),
+            Dispatcher(context: context),
+            FailureDetector(context: context),
+            EventConsumer(connection: consuming, context: context),
             app,
         ]
         logger.notice("scheduler \(configuration.instanceID) serving on http://\(configuration.httpHost):\(configuration.httpPort)")

@@ -81,10 +81,7 @@ struct APITests {
     @Test("malformed requests get their documented 4xx, never a 5xx, and store nothing")
     func malformedRequests() async throws {
         try await withLab { lab in
-            let scheduler = try lab.startScheduler("api", port: Self.port)
-            try lab.startFogNode("api-n1", cpu: 4000, memory: 4096)
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["api-n1"])
+            let scheduler = try await lab.startSystem(port: Self.port, nodes: [("api-n1", 4000, 4096)]).scheduler
             for item in Self.cases {
                 let result = try await lab.http(item.method, item.path, port: Self.port, body: item.body, token: item.token, contentType: item.contentType)
                 #expect(result.status == item.status, "\(item.name): \(String(decoding: result.body.prefix(300), as: UTF8.self))")
@@ -148,10 +145,7 @@ struct APITests {
     @Test("the CLI submits, lists, shows, cancels and lists nodes through the API")
     func commandLine() async throws {
         try await withLab { lab in
-            try lab.startScheduler("api", port: Self.port)
-            try lab.startFogNode("cli-n1", cpu: 1000, memory: 1024)
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["cli-n1"])
+            try await lab.startSystem(port: Self.port, nodes: [("cli-n1", 1000, 1024)])
             let env = ["FOG_API_URL": "http://127.0.0.1:\(Self.port)", "FOG_API_TOKEN": SchedulerLab.token]
             func cli(_ arguments: [String]) throws -> CommandRunner.Output {
                 try CommandRunner.runBlocking([SchedulerLab.binary("scheduler")] + arguments, environment: env, timeout: .seconds(60))

@@ -101,6 +101,17 @@ final class SchedulerLab: @unchecked Sendable {
         return Process(pid: pid, log: log)
     }
 
+    /// A scheduler on `port` and fog nodes of the given sizes, once the API answers and every
+    /// node heartbeats.
+    @discardableResult
+    func startSystem(port: Int, scheduler: String = "s1", nodes: [(id: String, cpu: Int, memory: Int)]) async throws -> (scheduler: Process, nodes: [Process]) {
+        let started = try startScheduler(scheduler, port: port)
+        let fogNodes = try nodes.map { try startFogNode($0.id, cpu: $0.cpu, memory: $0.memory) }
+        try await waitForAPI(port: port)
+        try await waitForNodes(nodes.map(\.id))
+        return (started, fogNodes)
+    }
+
     /// Sends `signal` to a process this lab started; SIGKILL also reaps it.
     func signal(_ process: Process, _ signal: Int32) {
         kill(process.pid, signal)

@@ -20,10 +20,7 @@ struct SystemTests {
     @Test("1,000 tasks across the four classes all succeed, each with its full audit trail")
     func thousandTasks() async throws {
         try await withLab { lab in
-            try lab.startScheduler("s1", port: Self.port)
-            for n in 1...3 { try lab.startFogNode("sys-n\(n)", cpu: 2000, memory: 2048) }
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["sys-n1", "sys-n2", "sys-n3"])
+            try await lab.startSystem(port: Self.port, nodes: (1...3).map { ("sys-n\($0)", 2000, 2048) })
             let started = ContinuousClock.now
             let classes = ["critical", "high", "normal", "low"]
             let ids = try await lab.submit((0..<1_000).map { task("noop", classes[$0 % 4]) }, port: Self.port)
@@ -124,10 +121,7 @@ struct SystemTests {
     @Test("PostgreSQL killed during submits: 503s, no batch half-written, every accepted task completes")
     func postgresKilled() async throws {
         try await withLab { lab in
-            try lab.startScheduler("s1", port: Self.port)
-            try lab.startFogNode("pg-n1", cpu: 4000, memory: 4096)
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["pg-n1"])
+            try await lab.startSystem(port: Self.port, nodes: [("pg-n1", 4000, 4096)])
             var accepted: [UUID] = []
             var refused = 0
             var other: [Int] = []
@@ -169,10 +163,7 @@ struct SystemTests {
     @Test("a RabbitMQ node killed during dispatch: no task is lost")
     func rabbitNodeKilled() async throws {
         try await withLab { lab in
-            try lab.startScheduler("s1", port: Self.port)
-            try lab.startFogNode("mq-n1", cpu: 2000, memory: 2048)
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["mq-n1"])
+            try await lab.startSystem(port: Self.port, nodes: [("mq-n1", 2000, 2048)])
             let ids = try await lab.submit((0..<300).map { _ in task("sleep", seconds: 0.05) }, port: Self.port)
             try await Task.sleep(for: .milliseconds(300))
             try TestServices.kill("rmq1")
@@ -189,13 +180,30 @@ struct SystemTests {
         }
     }
 
+    @Test("cancel reaches the fog node through fog.cluster and kills the running process")
+    func cancelKillsTheProcess() async throws {
+        try await withLab { lab in
+            try await lab.startSystem(port: Self.port, nodes: [("cancel-n1", 2000, 2048)])
+            let id = try await lab.submit([task("sleep", seconds: 120)], port: Self.port)[0]
+            func runningOnNode() async throws -> Int {
+                guard let text = try await lab.redis.get(FogKeys.heartbeat("cancel-n1")) else { return -1 }
+                return try WireFormat.decode(NodeLoad.self, from: Array(text.utf8)).running
+            }
+            try await lab.waitUntil(timeout: .seconds(20), "the task to run on the node") { try await runningOnNode() == 1 }
+            let cancelled = ContinuousClock.now
+            let result = try await lab.http("POST", "/v1/tasks/\(id)/cancel", port: Self.port)
+            #expect(result.status == 200)
+            #expect(result.json["status"] as? String == "cancelled")
+            try await lab.waitUntil(timeout: .seconds(15), "the node to stop the process") { try await runningOnNode() == 0 }
+            print("cancel: the node stopped the attempt \(ContinuousClock.now - cancelled) after the request")
+            #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'cancelled'", [id]) == 1)
+        }
+    }
+
     @Test("an unreadable event goes to fog.dead with the reason, and the consumer goes on")
     func deadLetter() async throws {
         try await withLab { lab in
-            try lab.startScheduler("s1", port: Self.port)
-            try lab.startFogNode("dl-n1")
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["dl-n1"])
+            try await lab.startSystem(port: Self.port, nodes: [("dl-n1", 2000, 2048)])
             for body in ["{not json", #"{"v": 9, "events": []}"#, #"{"v": 1, "events": [{"task_id": 5}]}"#] {
                 _ = try await lab.broker.publish(Array(body.utf8), exchange: Topology.eventsExchange, routingKey: "node.bogus")
             }

@@ -8,26 +8,16 @@ import RedisClient
 /// The HTTP API v1 (DESIGN.md §9, docs/API.md): its routes and handlers. Every replica
 /// serves it; only the leader dispatches what it accepts.
 public struct SchedulerAPI: Sendable {
-    let store: TaskStore
-    let directory: NodeDirectory
-    let publisher: TaskPublisher
-    let redis: RedisConnection
-    let nudge: DispatchNudge
-    let metrics: SchedulerMetrics
-    let configuration: SchedulerConfiguration
-    let logger: Logger
+    let context: SchedulerContext
+    var store: TaskStore { context.store }
+    var directory: NodeDirectory { context.directory }
+    var publisher: TaskPublisher { context.publisher }
+    var redis: RedisConnection { context.redis }
+    var metrics: SchedulerMetrics { context.metrics }
+    var configuration: SchedulerConfiguration { context.configuration }
+    var logger: Logger { context.logger }
 
-    public init(store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, redis: RedisConnection, nudge: DispatchNudge,
-                metrics: SchedulerMetrics, configuration: SchedulerConfiguration, logger: Logger) {
-        self.store = store
-        self.directory = directory
-        self.publisher = publisher
-        self.redis = redis
-        self.nudge = nudge
-        self.metrics = metrics
-        self.configuration = configuration
-        self.logger = logger
-    }
+    public init(context: SchedulerContext) { self.context = context }
 
     /// Every route, as `/openapi.json` documents them.
     public func router() -> Router<SchedulerRequestContext> {
@@ -83,7 +73,7 @@ public struct SchedulerAPI: Sendable {
         let stored = try await store.submit(specs)
         let created = stored.filter(\.created).count
         metrics.submitted.increment(by: Int64(created))
-        if created > 0 { nudge.signal() }
+        if created > 0 { self.context.nudge.signal() }
         if isBatch {
             struct Batch: Encodable { let tasks: [TaskRecord]; let created: Int }
             return json(Batch(tasks: stored.map(\.task), created: created), status: created > 0 ? .created : .ok)

@@ -28,26 +28,13 @@ public final class DispatchNudge: Sendable {
 /// confirms, and records which were confirmed. Attempts left unconfirmed are published
 /// again, with the same ids, after `republishAfter`, and at once by a new leader.
 public struct Dispatcher: Service {
-    let store: TaskStore
-    let directory: NodeDirectory
-    let publisher: TaskPublisher
-    let leadership: Leadership
-    let nudge: DispatchNudge
-    let configuration: SchedulerConfiguration
-    let metrics: SchedulerMetrics
-    let logger: Logger
+    let context: SchedulerContext
+    var store: TaskStore { context.store }
+    var configuration: SchedulerConfiguration { context.configuration }
+    var leadership: Leadership { context.leadership }
+    var logger: Logger { context.logger }
 
-    public init(store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, leadership: Leadership,
-                nudge: DispatchNudge, configuration: SchedulerConfiguration, metrics: SchedulerMetrics, logger: Logger) {
-        self.store = store
-        self.directory = directory
-        self.publisher = publisher
-        self.leadership = leadership
-        self.nudge = nudge
-        self.configuration = configuration
-        self.metrics = metrics
-        self.logger = logger
-    }
+    public init(context: SchedulerContext) { self.context = context }
 
     public func run() async throws {
         var policy: any PlacementPolicy = LeastLoadedPolicy()
@@ -57,7 +44,7 @@ public struct Dispatcher: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             guard let epoch = leadership.epoch else {
                 sweptEpoch = nil
-                await nudge.wait(upTo: configuration.leaderTick)
+                await context.nudge.wait(upTo: configuration.leaderTick)
                 continue
             }
             do {
@@ -70,7 +57,7 @@ public struct Dispatcher: Service {
                 let placed = try await round(epoch: epoch, policy: &policy)
                 if let failure { logger.info("dispatching again after: \(failure)") }
                 failure = nil
-                if placed < configuration.dispatchBatch { await nudge.wait(upTo: configuration.dispatchInterval) }
+                if placed < configuration.dispatchBatch { await context.nudge.wait(upTo: configuration.dispatchInterval) }
             } catch let stale as StaleLeader {
                 LeaderElector.stepDown(leadership, logger: logger, because: stale)
             } catch {
@@ -85,7 +72,7 @@ public struct Dispatcher: Service {
     /// One dispatch transaction and its publishes; answers how many tasks it placed.
     func round(epoch: Int, policy: inout any PlacementPolicy) async throws -> Int {
         let started = ContinuousClock.now
-        let infos = try await directory.liveInfos()
+        let infos = try await context.directory.liveInfos()
         let reservations = try await store.reservations()
         let candidates = infos.sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }.enumerated().map { order, info in
             NodeCandidate(info: info, reserved: reservations[info.id]?.resources ?? .zero,
@@ -95,18 +82,18 @@ public struct Dispatcher: Service {
             epoch: epoch, limit: configuration.dispatchBatch, planner: PolicyPlanner(policy: policy, candidates: candidates))
         policy = planner.policy
         guard !attempts.isEmpty else { return 0 }
-        let confirmed = await publisher.publish(attempts)
+        let confirmed = await context.publisher.publish(attempts)
         try await store.markPublished(confirmed)
-        metrics.dispatched.increment(by: Int64(attempts.count))
-        metrics.unconfirmed.increment(by: Int64(attempts.count - confirmed.count))
-        metrics.dispatchRound.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        context.metrics.dispatched.increment(by: Int64(attempts.count))
+        context.metrics.unconfirmed.increment(by: Int64(attempts.count - confirmed.count))
+        context.metrics.dispatchRound.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         return attempts.count
     }
 
     func republish(olderThan age: Duration) async throws {
         let attempts = try await store.unpublished(olderThan: age)
         guard !attempts.isEmpty else { return }
-        let confirmed = await publisher.publish(attempts)
+        let confirmed = await context.publisher.publish(attempts)
         try await store.markPublished(confirmed)
         logger.info("published \(confirmed.count) of \(attempts.count) attempts again that had no broker confirm")
     }

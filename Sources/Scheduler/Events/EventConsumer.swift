@@ -14,24 +14,18 @@ import Synchronization
 /// batch is retried, so no event is lost. A body that cannot be read goes to `fog.dead`
 /// with the reason.
 public struct EventConsumer: Service {
+    /// Its own connection: a consumer never shares one with the publisher.
     let connection: AMQPConnection
-    let store: TaskStore
-    let retry: RetryPolicy
-    let metrics: SchedulerMetrics
-    /// Finished attempts free room: the dispatcher looks again at once.
-    let nudge: DispatchNudge
-    let logger: Logger
+    let context: SchedulerContext
+    var store: TaskStore { context.store }
+    var metrics: SchedulerMetrics { context.metrics }
+    var logger: Logger { context.logger }
     let prefetch: UInt16 = 1_000
     let maxBatch = 500
 
-    public init(connection: AMQPConnection, store: TaskStore, configuration: SchedulerConfiguration, metrics: SchedulerMetrics,
-                nudge: DispatchNudge, logger: Logger) {
+    public init(connection: AMQPConnection, context: SchedulerContext) {
         self.connection = connection
-        self.nudge = nudge
-        self.store = store
-        self.retry = configuration.retry
-        self.metrics = metrics
-        self.logger = logger
+        self.context = context
     }
 
     public func run() async throws {
@@ -101,7 +95,7 @@ public struct EventConsumer: Service {
         while !Task.isCancelled {
             do {
                 let started = ContinuousClock.now
-                let tally = try await store.apply(events, retry: retry)
+                let tally = try await store.apply(events, retry: context.configuration.retry)
                 metrics.eventBatch.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
                 metrics.eventsApplied.increment(by: Int64(tally.applied))
                 metrics.eventsIgnored.increment(by: Int64(tally.ignored))
@@ -109,7 +103,7 @@ public struct EventConsumer: Service {
                 if tally.ignored > 0 || tally.unknown > 0 {
                     logger.info("events: \(tally.applied) applied, \(tally.ignored) ignored as late or superseded, \(tally.unknown) for unknown attempts")
                 }
-                if tally.applied > 0 { nudge.signal() }
+                if tally.applied > 0 { context.nudge.signal() }
                 if failing { logger.info("events are written again") }
                 break
             } catch {

@@ -22,25 +22,13 @@ public final class Leadership: Sendable {
 /// cannot renew stops leading when its lease would have run out, before anyone else can
 /// take the key. `MasterLease` holds the timing rules, shared with clusterctl.
 public struct LeaderElector: Service {
-    let redis: RedisConnection
-    let store: TaskStore
-    let leadership: Leadership
-    let instanceID: String
-    let lease: Duration
-    let tick: Duration
-    let logger: Logger
+    let context: SchedulerContext
 
-    public init(redis: RedisConnection, store: TaskStore, leadership: Leadership, configuration: SchedulerConfiguration, logger: Logger) {
-        self.redis = redis
-        self.store = store
-        self.leadership = leadership
-        self.instanceID = configuration.instanceID
-        self.lease = configuration.leaderLease
-        self.tick = configuration.leaderTick
-        self.logger = logger
-    }
+    public init(context: SchedulerContext) { self.context = context }
 
     public func run() async throws {
+        let (redis, store, leadership, logger) = (context.redis, context.store, context.leadership, context.logger)
+        let (instanceID, lease, tick) = (context.configuration.instanceID, context.configuration.leaderLease, context.configuration.leaderTick)
         var state = MasterLease(ttl: lease)
         let clock = ContinuousClock()
         let start = clock.now

@@ -9,26 +9,14 @@ import ServiceLifecycle
 /// new placements carry them). A node that heartbeats again is taken back; whatever its stale
 /// attempts report is ignored. It also runs the timeout backstop.
 public struct FailureDetector: Service {
-    let store: TaskStore
-    let directory: NodeDirectory
-    let publisher: TaskPublisher
-    let leadership: Leadership
-    let nudge: DispatchNudge
-    let configuration: SchedulerConfiguration
-    let metrics: SchedulerMetrics
-    let logger: Logger
+    let context: SchedulerContext
+    var store: TaskStore { context.store }
+    var configuration: SchedulerConfiguration { context.configuration }
+    var leadership: Leadership { context.leadership }
+    var metrics: SchedulerMetrics { context.metrics }
+    var logger: Logger { context.logger }
 
-    public init(store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, leadership: Leadership,
-                nudge: DispatchNudge, configuration: SchedulerConfiguration, metrics: SchedulerMetrics, logger: Logger) {
-        self.store = store
-        self.directory = directory
-        self.publisher = publisher
-        self.leadership = leadership
-        self.nudge = nudge
-        self.configuration = configuration
-        self.metrics = metrics
-        self.logger = logger
-    }
+    public init(context: SchedulerContext) { self.context = context }
 
     public func run() async throws {
         var lost: Set<String> = []
@@ -57,9 +45,9 @@ public struct FailureDetector: Service {
     }
 
     func check(epoch: Int, lost: inout Set<String>) async throws {
-        let entries = try await directory.entries()
+        let entries = try await context.directory.entries()
         // Right after Redis came back, heartbeats may be missing only because it restarted empty.
-        guard directory.reachableFor(configuration.nodeHeartbeatTTL) else { return }
+        guard context.directory.reachableFor(configuration.nodeHeartbeatTTL) else { return }
         let alive = Set(entries.filter(\.alive).map(\.id))
         let watched = Set(entries.map(\.id)).union(try await store.nodesWithActiveAttempts())
         for node in watched.subtracting(alive).sorted() {
@@ -70,7 +58,7 @@ public struct FailureDetector: Service {
             metrics.attemptsTakenBack.increment(by: Int64(takenBack))
             logger.warning("fog node \(node) is lost: \(takenBack) attempts to place again, \(handedOver) messages handed over from its queues")
             lost.insert(node)
-            if takenBack > 0 { nudge.signal() }
+            if takenBack > 0 { context.nudge.signal() }
         }
         for node in lost.intersection(alive).sorted() {
             logger.notice("fog node \(node) heartbeats again: taking work")
@@ -83,7 +71,7 @@ public struct FailureDetector: Service {
         guard let id = NodeID(rawValue: node) else { return 0 }
         var total = 0
         for priority in PriorityClass.consumptionOrder {
-            total += (try? await publisher.connection.purgeQueue(Topology.nodeQueue(id, priority))) ?? 0
+            total += (try? await context.publisher.connection.purgeQueue(Topology.nodeQueue(id, priority))) ?? 0
         }
         return total
     }
@@ -92,8 +80,8 @@ public struct FailureDetector: Service {
         let overdue = try await store.endOverdueAttempts(epoch: epoch, grace: configuration.timeoutGrace, retry: configuration.retry)
         for attempt in overdue {
             logger.warning("attempt \(attempt.attempt) of task \(attempt.task) on \(attempt.node) ran past its timeout: ended, and its node told to stop it")
-            try? await publisher.control(ControlMessage(kind: .cancel, node: attempt.node, taskID: attempt.task, attemptID: attempt.attempt))
+            try? await context.publisher.control(ControlMessage(kind: .cancel, node: attempt.node, taskID: attempt.task, attemptID: attempt.attempt))
         }
-        if !overdue.isEmpty { nudge.signal() }
+        if !overdue.isEmpty { context.nudge.signal() }
     }
 }
