@@ -43,8 +43,11 @@ final class SchedulerLab: @unchecked Sendable {
 
     /// An empty schema, no fog:* keys, empty events and dead-letter queues.
     func reset() async throws {
-        try await pool.withConnection { try await $0.query("DROP SCHEMA public CASCADE") }
-        try await pool.withConnection { try await $0.query("CREATE SCHEMA public") }
+        try await pool.withConnection { connection in
+            try await connection.query("SET client_min_messages TO warning")
+            try await connection.query("DROP SCHEMA public CASCADE")
+            try await connection.query("CREATE SCHEMA public")
+        }
         for key in try await redis.scan(matching: "fog:*") { _ = try await redis.delete(key) }
         try await TopologyDeclarations.declareShared(on: broker)
         _ = try await broker.purgeQueue(Topology.eventsQueue)

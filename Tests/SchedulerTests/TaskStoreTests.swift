@@ -113,6 +113,25 @@ struct TaskStoreTests {
         }
     }
 
+    @Test("the timeout backstop ends an attempt that runs past its timeout, and retries the task")
+    func timeoutBackstop() async throws {
+        try await withStore { store, _ in
+            try await store.raiseFence(to: 1)
+            let task = try await store.submit([TaskSpec(name: "t", kind: .sleep, timeoutSeconds: 0.05)])[0].task
+            let attempt = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            _ = try await store.apply([event(attempt, .started)], retry: RetryPolicy())
+            #expect(try await store.endOverdueAttempts(epoch: 1, grace: .milliseconds(200), retry: RetryPolicy()).isEmpty, "within its grace")
+            try await Task.sleep(for: .milliseconds(400))
+            let overdue = try await store.endOverdueAttempts(epoch: 1, grace: .milliseconds(200), retry: RetryPolicy())
+            #expect(overdue.map(\.attempt) == [attempt.message.attemptID])
+            let stored = try #require(try await store.task(task.id))
+            #expect(stored.status == .pending)
+            #expect(stored.attempts?.first?.status == .timedOut)
+            #expect(stored.events?.last?.kind == "timeout_backstop")
+            await #expect(throws: StaleLeader.self) { try await store.endOverdueAttempts(epoch: 0, grace: .zero, retry: RetryPolicy()) }
+        }
+    }
+
     @Test("keyset pages cover every task once, newest first")
     func pagination() async throws {
         try await withStore { store, _ in
