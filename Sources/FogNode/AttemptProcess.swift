@@ -3,9 +3,20 @@ import FogCore
 import Foundation
 import Synchronization
 
-/// One attempt's program, started with `posix_spawn` (Swift must not fork) in a process group
-/// of its own, in its own working directory, with its stdin from a file and its output to
-/// files. A timeout or a cancel ends the whole group: SIGTERM, then SIGKILL two seconds later.
+/// How an attempt is confined: its control groups (or none), the task user, and the memory
+/// limit that RSS polling enforces when there are no control groups.
+struct AttemptLimits: Sendable {
+    var cgroup: AttemptCgroup?
+    var user: (uid: uid_t, gid: gid_t)?
+    var memoryBytes: Int
+    var maxProcesses: Int
+}
+
+/// One attempt's program, started with `posix_spawn` (Swift must not fork) through the exec
+/// shim (which joins the attempt's control groups and drops to the task user), in a process
+/// group of its own, in its own working directory, with its stdin from a file and its output
+/// to files. A timeout or a cancel ends the whole group: SIGTERM, then SIGKILL two seconds
+/// later. Going over the memory limit ends it as `resource_exceeded`.
 final class AttemptProcess: Sendable {
     struct Result: Sendable {
         var outcome: AttemptOutcome
@@ -17,7 +28,7 @@ final class AttemptProcess: Sendable {
         var reason: String?
     }
 
-    enum StopReason: Sendable { case timeout, cancel, interrupt }
+    enum StopReason: Sendable { case timeout, cancel, interrupt, memory }
 
     private let stopRequest = Mutex<StopReason?>(nil)
     private let worker: BlockingWorker
@@ -29,11 +40,14 @@ final class AttemptProcess: Sendable {
     /// Asks a running attempt to stop; the result says why it ended.
     func stop(_ reason: StopReason) { stopRequest.withLock { if $0 == nil { $0 = reason } } }
 
-    func run(argv: [String], environment: [String: String], stdin: [UInt8], directory: String, timeout: Duration, tailBytes: Int) async -> Result {
+    func run(argv: [String], environment: [String: String], stdin: [UInt8], directory: String, timeout: Duration, tailBytes: Int,
+             limits: AttemptLimits) async -> Result {
         defer { worker.shutdown() }
         do {
             return try await worker.run { [self] in
-                try runBlocking(argv: argv, environment: environment, stdin: stdin, directory: directory, timeout: timeout, tailBytes: tailBytes)
+                defer { limits.cgroup?.remove() }
+                return try runBlocking(argv: argv, environment: environment, stdin: stdin, directory: directory, timeout: timeout,
+                                       tailBytes: tailBytes, limits: limits)
             }
         } catch {
             return Result(outcome: .failed, exitCode: nil, cpuSeconds: 0, peakMemoryMB: 0, stdoutTail: "", stderrTail: "",
@@ -42,8 +56,16 @@ final class AttemptProcess: Sendable {
     }
 
     private func runBlocking(argv: [String], environment: [String: String], stdin: [UInt8], directory: String,
-                             timeout: Duration, tailBytes: Int) throws -> Result {
+                             timeout: Duration, tailBytes: Int, limits: AttemptLimits) throws -> Result {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if let user = limits.user { chown(directory, user.uid, user.gid) }
+        var plan = ExecShim.Plan()
+        plan.cgroupDirectories = limits.cgroup?.directories ?? []
+        plan.maxProcesses = limits.maxProcesses
+        plan.uid = limits.user?.uid
+        plan.gid = limits.user?.gid
+        plan.argv = argv
+        let spawned = [Builtins.executablePath] + plan.arguments
         let stdinPath = directory + "/.stdin", outPath = directory + "/.stdout", errPath = directory + "/.stderr"
         FileManager.default.createFile(atPath: stdinPath, contents: Data(stdin))
         var actions = posix_spawn_file_actions_t()
@@ -65,17 +87,17 @@ final class AttemptProcess: Sendable {
         sigfillset(&defaults)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
 
-        let cArguments = argv.map { strdup($0) } + [nil]
+        let cArguments = spawned.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             cArguments.forEach { free($0) }
             cEnvironment.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        guard spawned == 0 else {
+        let spawnStatus = posix_spawn(&pid, spawned[0], &actions, &attributes, cArguments, cEnvironment)
+        guard spawnStatus == 0 else {
             return Result(outcome: .rejected, exitCode: nil, cpuSeconds: 0, peakMemoryMB: 0, stdoutTail: "", stderrTail: "",
-                          reason: "cannot start \(argv[0]): \(String(cString: strerror(spawned)))")
+                          reason: "cannot start \(spawned[0]): \(String(cString: strerror(spawnStatus)))")
         }
 
         let deadline = ContinuousClock.now + timeout
@@ -83,11 +105,21 @@ final class AttemptProcess: Sendable {
         var usage = rusage()
         var stoppedFor: StopReason?
         var killAt: ContinuousClock.Instant?
+        var nextRSSCheck = ContinuousClock.now
         while true {
             let waited = wait4(pid, &status, WNOHANG, &usage)
             if waited == pid { break }
             if waited == -1 && errno != EINTR { break }
             let now = ContinuousClock.now
+            if stoppedFor == nil && limits.cgroup == nil && now >= nextRSSCheck {
+                // Without control groups, memory is enforced by polling the program's RSS.
+                nextRSSCheck = now + .milliseconds(100)
+                if Self.residentBytes(of: pid) > limits.memoryBytes {
+                    stoppedFor = .memory
+                    kill(-pid, SIGKILL)
+                    continue
+                }
+            }
             if stoppedFor == nil {
                 if now >= deadline { stoppedFor = .timeout } else if let request = stopRequest.withLock({ $0 }) { stoppedFor = request }
                 if stoppedFor != nil {
@@ -107,9 +139,17 @@ final class AttemptProcess: Sendable {
         let code = exited ? Int((status >> 8) & 0xff) : 128 + Int(status & 0x7f)
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         var result = Result(
-            outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: cpu, peakMemoryMB: Double(usage.ru_maxrss) / 1024,
+            outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: cpu,
+            peakMemoryMB: limits.cgroup?.peakMemoryMB ?? Double(usage.ru_maxrss) / 1024,
             stdoutTail: Self.tail(of: outPath, bytes: tailBytes), stderrTail: Self.tail(of: errPath, bytes: tailBytes),
             reason: code == 0 ? nil : (exited ? "exited \(code)" : "killed by signal \(status & 0x7f)"))
+        if code == 126, result.stderrTail.hasPrefix("fog-node exec-shim:") {
+            result.outcome = .rejected
+            result.reason = result.stderrTail.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if stoppedFor == nil, limits.cgroup?.oomKilled == true {
+            stoppedFor = .memory
+        }
         switch stoppedFor {
         case .timeout?:
             result.outcome = .timedOut
@@ -120,6 +160,11 @@ final class AttemptProcess: Sendable {
         case .interrupt?:
             result.outcome = .interrupted
             result.reason = "the node stopped it while shutting down"
+        case .memory?:
+            result.outcome = .resourceExceeded
+            result.reason = limits.cgroup != nil
+                ? "killed by the kernel's OOM killer at its memory limit of \(limits.memoryBytes / 1_048_576) MB"
+                : "its resident memory went over its limit of \(limits.memoryBytes / 1_048_576) MB"
         case nil:
             break
         }
@@ -134,6 +179,14 @@ final class AttemptProcess: Sendable {
         }
         return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32).self)
     }()
+
+    /// The resident set of a process, from /proc/<pid>/statm.
+    static func residentBytes(of pid: pid_t) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
 
     /// The last `bytes` of a file, as text.
     static func tail(of path: String, bytes: Int) -> String {

@@ -33,12 +33,19 @@ actor FogNodeAgent {
     private var seenOrder: [UUID] = []
     private(set) var fenced = false
     private(set) var draining = false
+    /// Where attempts' control groups go, if anywhere.
+    let cgroups: CgroupLayout
+    /// The task user, when the node runs as root.
+    let taskUser: (uid: uid_t, gid: gid_t)?
 
     init(configuration: FogNodeConfiguration, consuming: AMQPConnection, events: EventPublisher, logger: Logger) {
         self.configuration = configuration
         self.consuming = consuming
         self.events = events
         self.logger = logger
+        cgroups = configuration.useCgroups ? CgroupLayout.detect(node: configuration.id.rawValue) : .unavailable(reason: "FOG_CGROUPS=false")
+        taskUser = ExecShim.taskUser(named: configuration.taskUser)
+        logger.notice("attempts are confined by \(cgroups), run as \(taskUser.map { "uid \($0.uid)" } ?? "this node's user")")
     }
 
     var load: NodeLoad {
@@ -131,8 +138,13 @@ actor FogNodeAgent {
                 environment["PATH"] = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
                 environment["FOG_TASK_ID"] = message.taskID.uuidString.lowercased()
                 environment["FOG_ATTEMPT"] = String(message.attempt)
+                let limits = AttemptLimits(
+                    cgroup: AttemptCgroup(layout: cgroups, attempt: message.attemptID.uuidString.lowercased(), limits: spec.resources,
+                                          maxProcesses: configuration.maxProcessesPerAttempt),
+                    user: taskUser, memoryBytes: spec.resources.memoryMB * 1_048_576, maxProcesses: configuration.maxProcessesPerAttempt)
                 result = await process.run(argv: argv, environment: environment, stdin: stdin, directory: directory,
-                                           timeout: .milliseconds(Int64(spec.timeoutSeconds * 1000)), tailBytes: configuration.outputTailBytes)
+                                           timeout: .milliseconds(Int64(spec.timeoutSeconds * 1000)), tailBytes: configuration.outputTailBytes,
+                                           limits: limits)
                 try? FileManager.default.removeItem(atPath: directory)
             } else {
                 let code = spec.args.exitCode ?? 0

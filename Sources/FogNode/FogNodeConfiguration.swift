@@ -21,6 +21,12 @@ public struct FogNodeConfiguration: Sendable {
     public var workDirectory: String
     /// The most bytes of stdout and stderr kept per attempt (the tails reported).
     public var outputTailBytes = 4_096
+    /// The user tasks run as when the node runs as root.
+    public var taskUser = "nobody"
+    /// The most processes one attempt may have (pids.max, or RLIMIT_NPROC for the task user).
+    public var maxProcessesPerAttempt = 256
+    /// Whether to confine attempts in control groups when the node may write them.
+    public var useCgroups = true
 
     public init(environment: [String: String]) throws {
         let settings = Settings(environment)
@@ -56,6 +62,9 @@ public struct FogNodeConfiguration: Sendable {
         heartbeatTTL = try settings.duration("FOG_HEARTBEAT_TTL", default: heartbeatTTL)
         drainTimeout = try settings.duration("FOG_DRAIN_TIMEOUT", default: drainTimeout)
         workDirectory = settings.string("FOG_WORK_DIR") ?? "/var/tmp/fog-node/\(id.rawValue)"
+        taskUser = settings.string("FOG_TASK_USER") ?? taskUser
+        maxProcessesPerAttempt = try settings.int("FOG_TASK_MAX_PROCESSES", default: maxProcessesPerAttempt, in: 1...100_000)
+        useCgroups = try settings.bool("FOG_CGROUPS", default: useCgroups)
         guard heartbeatTTL >= heartbeatInterval * 2 else {
             throw Settings.Invalid(name: "FOG_HEARTBEAT_TTL", value: "\(heartbeatTTL)", expected: "at least twice FOG_HEARTBEAT_INTERVAL")
         }

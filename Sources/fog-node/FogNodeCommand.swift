@@ -12,7 +12,7 @@ struct FogNodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fog-node",
         abstract: "FogScheduler's fog node: runs the tasks placed on this host within their limits.",
-        subcommands: [Run.self, Builtin.self, Check.self])
+        subcommands: [Run.self, Builtin.self, ExecShimCommand.self, Check.self])
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -55,6 +55,29 @@ struct FogNodeCommand: AsyncParsableCommand {
             guard let builtin = BuiltinKind(rawValue: kind) else { throw ValidationError("unknown kind \(kind)") }
             let status = Builtins.run(builtin, seconds: seconds, millicores: millicores, mb: mb, exitCode: exitCode)
             if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct ExecShimCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "exec-shim",
+            abstract: "Join an attempt's control groups, drop to the task user and exec the program (the fog node runs it).",
+            shouldDisplay: false)
+
+        @Option(name: .customLong("join")) var joins: [String] = []
+        @Option var maxProcesses: Int?
+        @Option var uid: UInt32?
+        @Option var gid: UInt32?
+        @Argument(parsing: .postTerminator) var argv: [String] = []
+
+        func run() throws {
+            var plan = ExecShim.Plan()
+            plan.cgroupDirectories = joins
+            plan.maxProcesses = maxProcesses
+            plan.uid = uid
+            plan.gid = gid
+            plan.argv = argv
+            ExecShim.exec(plan)
         }
     }
 

@@ -1,0 +1,168 @@
+import AMQPClient
+import FogCore
+import PostgresClient
+import Foundation
+import TestSupport
+import Testing
+
+/// The fog node's own guarantees: limits, room, priority, acks at start, allow-list. Some tests
+/// publish attempts straight to the node's queues (no scheduler), and read its events.
+@Suite("Fog node (real process)", .serialized, TestServices.required)
+struct FogNodeTests {
+    static let port = 18_501
+
+    func task(_ kind: String, seconds: Double? = nil, millicores: Int? = nil, mb: Int? = nil, cpu: Int = 100, memory: Int = 64,
+              timeout: Double? = nil) -> [String: Any] {
+        var args: [String: Any] = [:]
+        if let seconds { args["seconds"] = seconds }
+        if let millicores { args["millicores"] = millicores }
+        if let mb { args["mb"] = mb }
+        var task: [String: Any] = ["kind": kind, "args": args, "resources": ["cpu_millicores": cpu, "memory_mb": memory], "max_attempts": 1]
+        if let timeout { task["timeout_s"] = timeout }
+        return task
+    }
+
+    func attempt(_ id: UUID, _ lab: SchedulerLab) async throws -> [String: Any] {
+        let result = try await lab.http("GET", "/v1/tasks/\(id)", port: Self.port)
+        return (result.json["attempts"] as? [[String: Any]])?.last ?? [:]
+    }
+
+    func waitEnded(_ ids: [UUID], _ lab: SchedulerLab, timeout: Duration = .seconds(60)) async throws {
+        try await lab.waitUntil(timeout: timeout, "\(ids.count) tasks to end") {
+            try await lab.scalar("SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status NOT IN ('pending', 'queued', 'running')",
+                                 [PostgresTextArray(ids.map(\.postgresText))]) == ids.count
+        }
+    }
+
+    @Test("memory: twice the limit ends resource_exceeded, and the node lives on")
+    func memoryLimit() async throws {
+        try await withLab { lab in
+            try await lab.startSystem(port: Self.port, nodes: [("lim-n1", 2000, 2048)])
+            let ids = try await lab.submit([task("alloc", seconds: 2, mb: 128, memory: 64)], port: Self.port)
+            try await waitEnded(ids, lab)
+            let attempt = try await attempt(ids[0], lab)
+            #expect(attempt["status"] as? String == "resource_exceeded", "\(attempt)")
+            print("memory: \(attempt["reason"] ?? "-"), peak \(attempt["peak_memory_mb"] ?? "-") MB")
+            let after = try await lab.submit([task("noop")], port: Self.port)
+            try await waitEnded(after, lab)
+            #expect(try await lab.statusCounts()["succeeded"] == 1, "the node still runs tasks")
+        }
+    }
+
+    @Test("CPU: a task limited to 250 millicores that wants a whole core uses at most 300 over 5 s")
+    func cpuLimit() async throws {
+        try await withLab { lab in
+            try await lab.startSystem(port: Self.port, nodes: [("lim-n1", 2000, 2048)])
+            let ids = try await lab.submit([task("cpu", seconds: 5, millicores: 1000, cpu: 250)], port: Self.port)
+            try await waitEnded(ids, lab)
+            let attempt = try await attempt(ids[0], lab)
+            #expect(attempt["status"] as? String == "succeeded", "\(attempt)")
+            let cpu = try #require(attempt["cpu_seconds"] as? Double)
+            print("cpu: a 250 m task that wanted 1000 m used \(Int(cpu / 5 * 1000)) m over 5 s")
+            #expect(cpu / 5 <= 0.300)
+        }
+    }
+
+    @Test("timeout: the whole process tree goes, even a child that ignores SIGTERM")
+    func timeoutKillsTree() async throws {
+        try await withLab { lab in
+            try await lab.startSystem(port: Self.port, nodes: [("lim-n1", 2000, 2048)])
+            let marker = "61.\(Int.random(in: 100...999))"
+            var item: [String: Any] = ["command": ["/bin/sh", "-c", "sh -c 'trap \"\" TERM; sleep \(marker)' & wait"], "timeout_s": 1, "max_attempts": 1]
+            item["name"] = "stubborn"
+            let ids = try await lab.submit([item], port: Self.port)
+            try await waitEnded(ids, lab, timeout: .seconds(30))
+            let attempt = try await attempt(ids[0], lab)
+            #expect(attempt["status"] as? String == "timed_out", "\(attempt)")
+            let survivors = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }.filter { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains(marker)
+            }
+            #expect(survivors.isEmpty, "processes left: \(survivors)")
+        }
+    }
+
+    @Test("a command outside FOG_ALLOWED_COMMANDS is refused without running")
+    func allowList() async throws {
+        try await withLab { lab in
+            try await lab.startSystem(port: Self.port, nodes: [("lim-n1", 2000, 2048)])
+            let flag = "/tmp/fog-allowlist-\(UUID().uuidString)"
+            let ids = try await lab.submit([["command": ["/usr/bin/touch", flag], "max_attempts": 1]], port: Self.port)
+            try await waitEnded(ids, lab)
+            let attempt = try await attempt(ids[0], lab)
+            #expect(attempt["status"] as? String == "rejected")
+            #expect((attempt["reason"] as? String)?.contains("FOG_ALLOWED_COMMANDS") == true)
+            #expect(!FileManager.default.fileExists(atPath: flag))
+        }
+    }
+
+    /// Publishes attempts straight to a node's class queue, as a scheduler would.
+    func publish(_ spec: TaskSpec, node: String, _ lab: SchedulerLab) async throws -> UUID {
+        let message = TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: node, spec: spec)
+        let outcome = try await lab.broker.publish(WireFormat.encode(message), exchange: Topology.tasksExchange,
+                                                   routingKey: Topology.nodeRoutingKey(NodeID(rawValue: node)!, spec.priority))
+        #expect(outcome == .ack)
+        return message.attemptID
+    }
+
+    /// Reads fog.events until `count` finished events arrived; answers every event.
+    func events(finished count: Int, _ lab: SchedulerLab, timeout: Duration = .seconds(60)) async throws -> [TaskEvent] {
+        var events: [TaskEvent] = []
+        try await lab.waitUntil(timeout: timeout, "\(count) finished events", poll: .milliseconds(20)) {
+            while let delivery = try await lab.broker.get(queue: Topology.eventsQueue) {
+                events += try WireFormat.decode(EventBatch.self, from: delivery.body).events
+                try await lab.broker.ack(delivery)
+            }
+            return events.filter { $0.kind == .finished }.count >= count
+        }
+        return events
+    }
+
+    @Test("room for 2: never more than 2 run, and a critical task queued later starts before the waiting low ones")
+    func roomAndPriority() async throws {
+        try await withLab { lab in
+            try lab.startFogNode("room-n1", cpu: 500, memory: 1024)
+            try await lab.waitForNodes(["room-n1"])
+            let sleep = TaskSpec(name: "s", kind: .sleep, args: .init(seconds: 1), priority: .low, resources: Resources(cpuMillicores: 250, memoryMB: 32))
+            var lows: [UUID] = []
+            for _ in 0..<10 { lows.append(try await publish(sleep, node: "room-n1", lab)) }
+            try await Task.sleep(for: .milliseconds(300))
+            var urgent = sleep
+            urgent.priority = .critical
+            let critical = try await publish(urgent, node: "room-n1", lab)
+            let events = try await self.events(finished: 11, lab)
+            // Replay the starts and ends in time order: at most 2 at once.
+            var running = 0
+            var most = 0
+            for event in events.sorted(by: { ($0.at, $0.kind == .finished ? 0 : 1) < ($1.at, $1.kind == .finished ? 0 : 1) }) {
+                running += event.kind == .started ? 1 : -1
+                most = max(most, running)
+            }
+            #expect(most == 2)
+            let starts = Dictionary(events.filter { $0.kind == .started }.map { ($0.attemptID, $0.at) }) { a, _ in a }
+            let criticalStart = try #require(starts[critical])
+            #expect(lows.compactMap { starts[$0] }.filter { $0 < criticalStart }.count == 2, "only the 2 lows already running started first")
+        }
+    }
+
+    @Test("the delivery is acked at start: a long task holds no unacked message")
+    func ackedAtStart() async throws {
+        try await withLab { lab in
+            try lab.startFogNode("ack-n1", cpu: 1000, memory: 1024)
+            try await lab.waitForNodes(["ack-n1"])
+            let spec = TaskSpec(name: "long", kind: .sleep, args: .init(seconds: 8), resources: Resources(cpuMillicores: 100, memoryMB: 32))
+            _ = try await publish(spec, node: "ack-n1", lab)
+            var started = false
+            try await lab.waitUntil(timeout: .seconds(20), "the started event") {
+                if let delivery = try await lab.broker.get(queue: Topology.eventsQueue) {
+                    started = try WireFormat.decode(EventBatch.self, from: delivery.body).events.contains { $0.kind == .started }
+                    try await lab.broker.ack(delivery)
+                }
+                return started
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let listing = try TestServices.rabbitmq("rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged", "messages"])
+            let row = try #require(listing.split(separator: "\n").first { $0.hasPrefix("fog.node.ack-n1.normal") })
+            #expect(row.split(whereSeparator: \.isWhitespace).dropFirst().map(String.init) == ["0", "0"], "\(row)")
+        }
+    }
+}
