@@ -48,7 +48,16 @@ services-wipe: ## Stop the local services and delete their data, logs and genera
 bench-clients: ## Benchmark AMQPClient's confirmed publish and consume against pika, same run, same queue
 	scripts/bench-clients.sh
 
-.PHONY: check
+.PHONY: demo demo-down install-fog-node check
+demo: ## Install what is missing, start the services, build, run the scheduler and 3 fog nodes, submit sample work, show the result
+	scripts/demo.sh up
+
+demo-down: ## Stop the demo's scheduler and fog nodes and the dev services
+	scripts/demo.sh down
+
+install-fog-node: ## Install the fog node on this edge host: binary in /usr/local/bin, systemd unit, env file
+	scripts/install-fog-node.sh
+
 check: build ## Check that the dev services answer, as the scheduler would (FOG_* from services-env)
 	@source <($(SERVICES) env --profile $(PROFILE)) && .build/debug/scheduler check
 

@@ -4,14 +4,45 @@ import FogCore
 import Logging
 
 /// Publishes this node's events to `fog.events` with confirms, retrying until the broker
-/// takes them: an event is never dropped while the node lives.
-struct EventPublisher: Sendable {
+/// takes them: an event is never dropped while the node lives. Events that come while a
+/// publish is in flight go out together in the next message (batched when many attempts end
+/// at once); `send` returns once its event is confirmed.
+actor EventPublisher {
     let connection: AMQPConnection
     let node: String
     let logger: Logger
+    static let maxBatch = 200
+    private var waiting: [(event: TaskEvent, confirmed: CheckedContinuation<Void, Never>)] = []
+    private var flushing = false
+
+    init(connection: AMQPConnection, node: String, logger: Logger) {
+        self.connection = connection
+        self.node = node
+        self.logger = logger
+    }
+
+    func send(_ event: TaskEvent) async {
+        await withCheckedContinuation { continuation in
+            waiting.append((event, continuation))
+            if !flushing {
+                flushing = true
+                Task { await flush() }
+            }
+        }
+    }
+
+    private func flush() async {
+        while !waiting.isEmpty {
+            let batch = Array(waiting.prefix(Self.maxBatch))
+            waiting.removeFirst(batch.count)
+            await publish(batch.map(\.event))
+            batch.forEach { $0.confirmed.resume() }
+        }
+        flushing = false
+    }
 
     /// Returns once the broker confirmed the batch (or the task was cancelled).
-    func publish(_ events: [TaskEvent]) async {
+    private func publish(_ events: [TaskEvent]) async {
         let body = WireFormat.encode(EventBatch(events: events))
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
         var reported = false
@@ -19,7 +50,10 @@ struct EventPublisher: Sendable {
         while !Task.isCancelled {
             do {
                 let outcome = try await connection.publish(body, exchange: Topology.eventsExchange, routingKey: EventBatch.routingKey(node: node))
-                if outcome.isAck { return }
+                if outcome.isAck {
+                    if reported { logger.info("events are published again") }
+                    return
+                }
                 refusals += 1
                 if refusals % 3 == 0 { await connection.reconnect(because: "fog.events keeps refusing events (\(outcome))") }
                 throw AMQPError(.publishRefused, "fog.events refused an event: \(outcome)")

@@ -128,7 +128,7 @@ actor FogNodeAgent {
                                 kind: .started, at: Date().timeIntervalSince1970)
         let delivery = item.delivery
         Task {
-            await events.publish([started])
+            await events.send(started)
             try? await consuming.ack(delivery)
             let result: AttemptProcess.Result
             if let process {
@@ -167,7 +167,7 @@ actor FogNodeAgent {
             taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue, kind: .finished,
             at: Date().timeIntervalSince1970, outcome: outcome, exitCode: result?.exitCode, cpuSeconds: result?.cpuSeconds,
             peakMemoryMB: result?.peakMemoryMB, stdoutTail: result?.stdoutTail, stderrTail: result?.stderrTail, reason: reason)
-        await events.publish([event])
+        await events.send(event)
     }
 
     /// A control message: stop the named attempt if it runs here.

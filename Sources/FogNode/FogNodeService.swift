@@ -76,14 +76,20 @@ public struct FogNodeService: Service {
         }
     }
 
-    /// Registers, then writes the heartbeat every interval; fences the agent when the last
-    /// renewal is older than the TTL minus one interval (before the key can expire).
+    /// Registers, then writes the heartbeat every interval; fences the agent whenever the last
+    /// renewal is older than the TTL minus one interval (before the key can expire, or after a
+    /// stop in which it may have), and unfences it once a renewal succeeds again.
     func heartbeat(redis: RedisConnection, agent: FogNodeAgent, info: FogNodeInfo) async {
         let id = configuration.id.rawValue
         var lastRenewal = ContinuousClock.now
         var registered = false
         var lastRegistration = ContinuousClock.now
         while !Task.isCancelled {
+            // A renewal this late (the process was stopped, the host froze) means the key may
+            // have expired and the scheduler given our attempts away: fence before anything else.
+            if ContinuousClock.now - lastRenewal >= configuration.heartbeatTTL - configuration.heartbeatInterval {
+                await agent.fence()
+            }
             do {
                 if !registered || ContinuousClock.now - lastRegistration > .seconds(30) {
                     try await redis.hashSet(FogKeys.node(id), info.hashFields)
@@ -98,9 +104,6 @@ public struct FogNodeService: Service {
                 await agent.unfence()
             } catch {
                 registered = false
-                if ContinuousClock.now - lastRenewal >= configuration.heartbeatTTL - configuration.heartbeatInterval {
-                    await agent.fence()
-                }
             }
             try? await Task.sleep(for: configuration.heartbeatInterval)
         }

@@ -80,8 +80,9 @@ struct Tasks: AsyncParsableCommand {
         if api.json { return print(String(decoding: data, as: UTF8.self)) }
         struct Page: Decodable { let tasks: [TaskRecord]; let next_cursor: String? }
         let page = try JSONDecoder().decode(Page.self, from: data)
-        printTable(["ID", "NAME", "CLASS", "STATUS", "NODE", "ATTEMPTS", "CREATED"], page.tasks.map {
-            [$0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue, $0.node ?? "-", String($0.attemptCount), $0.createdAt]
+        printTable(["ID", "NAME", "CLASS", "STATUS", "NODE", "ATTEMPTS", "CREATED", "WHY"], page.tasks.map {
+            [$0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue, $0.node ?? "-", String($0.attemptCount), $0.createdAt,
+             String(($0.reason ?? $0.pendingReason ?? "").prefix(90))]
         })
         if let next = page.next_cursor { print("more: --cursor \(next)") }
     }
@@ -145,5 +146,25 @@ struct Nodes: AsyncParsableCommand {
              "\(n.reserved.cpuMillicores)m", String(n.reserved.memoryMB), String(n.activeAttempts),
              n.heartbeatAgeSeconds.map { String(format: "%.1f s", $0) } ?? (n.problem ?? "-")]
         })
+    }
+}
+
+struct Wait: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Wait until no task is pending, queued or running (for scripts); exits 1 on timeout.")
+
+    @OptionGroup var api: APIOptions
+    @Option(help: "Give up after this many seconds.") var timeout: Double = 120
+
+    func run() async throws {
+        struct Stats: Decodable { struct Tasks: Decodable { let tasks_by_status: [String: Int] }; let tasks: Tasks }
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let stats = try JSONDecoder().decode(Stats.self, from: try await api.request("GET", "/v1/stats"))
+            let open = ["pending", "queued", "running"].reduce(0) { $0 + (stats.tasks.tasks_by_status[$1] ?? 0) }
+            if open == 0 { return }
+            guard Date() < deadline else { throw CLIError("\(open) tasks have not ended after \(Int(timeout)) s") }
+            try await Task.sleep(for: .milliseconds(500))
+        }
     }
 }

@@ -166,3 +166,38 @@ struct FogNodeTests {
         }
     }
 }
+
+@Suite("Fog node self-fencing (real processes)", .serialized, TestServices.required)
+struct FogNodeFencingTests {
+    static let port = 18_511
+
+    @Test("SIGSTOP for 10 s, then SIGCONT: the node fences, its late events are ignored, each success is recorded once")
+    func stoppedNode() async throws {
+        try await withLab { lab in
+            let frozen = try await lab.startSystem(port: Self.port, nodes: [("stop-n1", 1000, 1024)]).nodes[0]
+            let ids = try await lab.submit((0..<2).map { _ in ["kind": "sleep", "args": ["seconds": 3], "resources": ["cpu_millicores": 250]] },
+                                           port: Self.port)
+            try await lab.waitUntil(timeout: .seconds(20), "2 running tasks") {
+                try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'running'") == 2
+            }
+            try lab.startFogNode("stop-n2", cpu: 1000, memory: 1024)
+            try await lab.waitForNodes(["stop-n2"])
+            lab.signal(frozen, SIGSTOP)
+            try await Task.sleep(for: .seconds(10))
+            lab.signal(frozen, SIGCONT)
+            try await lab.waitUntil(timeout: .seconds(30), "both tasks to succeed") {
+                try await lab.statusCounts()["succeeded"] == 2
+            }
+            // The frozen node's attempts were taken back; whatever it reports afterwards is ignored.
+            try await lab.waitUntil(timeout: .seconds(20), "the frozen node's late events to be ignored") {
+                try await lab.scalar("SELECT count(*) FROM task_events e JOIN attempts a ON a.id = e.attempt_id WHERE e.kind = 'ignored' AND a.node = 'stop-n1'") >= 2
+            }
+            for id in ids {
+                #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'succeeded'", [id]) == 1)
+                #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'lost' AND node = 'stop-n1'", [id]) == 1)
+            }
+            #expect(lab.log(frozen).contains("fenced"))
+            try await lab.waitForNodes(["stop-n1"], timeout: .seconds(10))
+        }
+    }
+}
