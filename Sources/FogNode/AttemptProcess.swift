@@ -9,6 +9,7 @@ struct AttemptLimits: Sendable {
     var cgroup: AttemptCgroup?
     var user: (uid: uid_t, gid: gid_t)?
     var memoryBytes: Int
+    var cpuMillicores: Int
     var maxProcesses: Int
 }
 
@@ -62,6 +63,10 @@ final class AttemptProcess: Sendable {
         var plan = ExecShim.Plan()
         plan.cgroupDirectories = limits.cgroup?.directories ?? []
         plan.maxProcesses = limits.maxProcesses
+        if limits.cgroup == nil {
+            // No CPU quota without a control group: at least bound the CPU time the attempt may use.
+            plan.cpuSeconds = Int((timeout.seconds * Double(max(1, (limits.cpuMillicores + 999) / 1000))).rounded(.up)) + 1
+        }
         plan.uid = limits.user?.uid
         plan.gid = limits.user?.gid
         plan.argv = argv

@@ -141,7 +141,8 @@ actor FogNodeAgent {
                 let limits = AttemptLimits(
                     cgroup: AttemptCgroup(layout: cgroups, attempt: message.attemptID.uuidString.lowercased(), limits: spec.resources,
                                           maxProcesses: configuration.maxProcessesPerAttempt),
-                    user: taskUser, memoryBytes: spec.resources.memoryMB * 1_048_576, maxProcesses: configuration.maxProcessesPerAttempt)
+                    user: taskUser, memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
+                    maxProcesses: configuration.maxProcessesPerAttempt)
                 result = await process.run(argv: argv, environment: environment, stdin: stdin, directory: directory,
                                            timeout: .milliseconds(Int64(spec.timeoutSeconds * 1000)), tailBytes: configuration.outputTailBytes,
                                            limits: limits)

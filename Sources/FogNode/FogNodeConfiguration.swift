@@ -71,21 +71,27 @@ public struct FogNodeConfiguration: Sendable {
     }
 }
 
-/// What this host offers: CPUs, memory and disk, narrowed by the cgroup v2 limits it runs in.
+/// What this host offers: CPUs, memory and disk, narrowed by the limits of the cgroup it runs
+/// in (v2 `cpu.max` and `memory.max`, or v1 `cpu.cfs_quota_us` and `memory.limit_in_bytes`),
+/// which is how Swarm's `deploy.resources.limits` reach it.
 enum HostResources {
     static func detect() -> Resources {
+        func read(_ path: String) -> String? {
+            (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         var cpu = ProcessInfo.processInfo.activeProcessorCount * 1000
-        if let text = try? String(contentsOfFile: "/sys/fs/cgroup/cpu.max", encoding: .utf8) {
-            let parts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            if parts.count == 2, let quota = Double(parts[0]), let period = Double(parts[1]), period > 0 {
-                cpu = min(cpu, Int(quota / period * 1000))
-            }
+        if let parts = read("/sys/fs/cgroup/cpu.max")?.split(separator: " "), parts.count == 2,
+            let quota = Double(parts[0]), let period = Double(parts[1]), period > 0
+        {
+            cpu = min(cpu, Int(quota / period * 1000))
+        } else if let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").flatMap(Double.init), quota > 0,
+            let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us").flatMap(Double.init), period > 0
+        {
+            cpu = min(cpu, Int(quota / period * 1000))
         }
         var memory = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
-        if let text = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
-            let limit = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        {
-            memory = min(memory, limit / 1_048_576)
+        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+            if let limit = read(path).flatMap(Int.init) { memory = min(memory, limit / 1_048_576) }
         }
         var storage = 0
         var stats = statvfs()

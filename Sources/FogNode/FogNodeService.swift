@@ -49,7 +49,7 @@ public struct FogNodeService: Service {
             group.addTask { await consumeControl(on: consuming, agent: agent) }
             group.addTask {
                 try? await gracefulShutdown()
-                await drain(agent: agent)
+                await drain(agent: agent, redis: redis)
             }
             await group.next()
             group.cancelAll()
@@ -155,8 +155,12 @@ public struct FogNodeService: Service {
         }
     }
 
-    func drain(agent: FogNodeAgent) async {
+    func drain(agent: FogNodeAgent, redis: RedisConnection) async {
         await agent.beginDrain()
+        // Tell the schedulers now, not at the next heartbeat: nothing more is to be placed here.
+        let load = await agent.load
+        _ = try? await redis.set(FogKeys.heartbeat(configuration.id.rawValue), to: String(decoding: WireFormat.encode(load), as: UTF8.self),
+                                 expiry: configuration.heartbeatTTL)
         let running = await agent.runningCount
         logger.notice("draining: \(running) attempts running, waiting up to \(configuration.drainTimeout)")
         let deadline = ContinuousClock.now + configuration.drainTimeout

@@ -66,6 +66,7 @@ struct FogNodeCommand: AsyncParsableCommand {
 
         @Option(name: .customLong("join")) var joins: [String] = []
         @Option var maxProcesses: Int?
+        @Option var cpuSeconds: Int?
         @Option var uid: UInt32?
         @Option var gid: UInt32?
         @Argument(parsing: .postTerminator) var argv: [String] = []
@@ -74,6 +75,7 @@ struct FogNodeCommand: AsyncParsableCommand {
             var plan = ExecShim.Plan()
             plan.cgroupDirectories = joins
             plan.maxProcesses = maxProcesses
+            plan.cpuSeconds = cpuSeconds
             plan.uid = uid
             plan.gid = gid
             plan.argv = argv

@@ -49,6 +49,21 @@ struct FogNodeTests {
         }
     }
 
+    @Test("without control groups, RSS polling ends a task over its memory limit")
+    func memoryLimitByPolling() async throws {
+        try await withLab { lab in
+            try lab.startScheduler("s1", port: Self.port)
+            try lab.startFogNode("poll-n1", cpu: 2000, memory: 2048, extra: ["FOG_CGROUPS": "false"])
+            try await lab.waitForAPI(port: Self.port)
+            try await lab.waitForNodes(["poll-n1"])
+            let ids = try await lab.submit([task("alloc", seconds: 3, mb: 256, memory: 64)], port: Self.port)
+            try await waitEnded(ids, lab)
+            let attempt = try await attempt(ids[0], lab)
+            #expect(attempt["status"] as? String == "resource_exceeded", "\(attempt)")
+            #expect((attempt["reason"] as? String)?.contains("resident memory") == true)
+        }
+    }
+
     @Test("CPU: a task limited to 250 millicores that wants a whole core uses at most 300 over 5 s")
     func cpuLimit() async throws {
         try await withLab { lab in
@@ -78,6 +93,44 @@ struct FogNodeTests {
                 ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains(marker)
             }
             #expect(survivors.isEmpty, "processes left: \(survivors)")
+        }
+    }
+
+    @Test("a node running as root runs tasks as the unprivileged task user, in a directory of their own")
+    func taskUser() async throws {
+        try await withLab { lab in
+            try await lab.startSystem(port: Self.port, nodes: [("user-n1", 2000, 2048)])
+            let ids = try await lab.submit([["command": ["/bin/sh", "-c", "id -u; pwd; echo data > out.txt && cat out.txt"]]], port: Self.port)
+            try await waitEnded(ids, lab)
+            let attempt = try await attempt(ids[0], lab)
+            #expect(attempt["status"] as? String == "succeeded", "\(attempt)")
+            let lines = ((attempt["stdout_tail"] as? String) ?? "").split(separator: "\n").map(String.init)
+            if geteuid() == 0 { #expect(lines.first == "65534", "\(lines)") }
+            #expect(lines.dropFirst().first?.contains((attempt["id"] as? String ?? "?").lowercased()) == true, "\(lines)")
+            #expect(lines.last == "data")
+        }
+    }
+
+    @Test("SIGTERM drains: a task past FOG_DRAIN_TIMEOUT is interrupted and retried elsewhere, and the node exits 0")
+    func drain() async throws {
+        try await withLab { lab in
+            try lab.startScheduler("s1", port: Self.port)
+            try await lab.waitForAPI(port: Self.port)
+            let draining = try lab.startFogNode("drain-n2", cpu: 1000, memory: 1024, extra: ["FOG_DRAIN_TIMEOUT": "1s"])
+            try await lab.waitForNodes(["drain-n2"])
+            let ids = try await lab.submit([task("sleep", seconds: 3)], port: Self.port)
+            try await lab.waitUntil(timeout: .seconds(20), "the task to run") { try await lab.statusCounts()["running"] == 1 }
+            try lab.startFogNode("drain-n3", cpu: 1000, memory: 1024)
+            try await lab.waitForNodes(["drain-n3"])
+            let stoppedAt = ContinuousClock.now
+            #expect(lab.signal(draining, SIGTERM) == 0, "\(lab.log(draining))")
+            print("drain: the node exited \(ContinuousClock.now - stoppedAt) after SIGTERM (drain timeout 1 s)")
+            try await waitEnded(ids, lab, timeout: .seconds(30))
+            let statuses = try await lab.pool.query("SELECT status, node FROM attempts WHERE task_id = $1 ORDER BY number", [ids[0]]).rows.map {
+                "\(try $0.decode(at: 0, as: String.self))@\(try $0.decode(at: 1, as: String.self))"
+            }
+            #expect(statuses == ["interrupted@drain-n2", "succeeded@drain-n3"])
+            #expect(try await lab.scalar("SELECT failures FROM tasks WHERE id = $1", [ids[0]]) == 0, "an interruption is not a failure")
         }
     }
 

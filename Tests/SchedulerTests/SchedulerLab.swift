@@ -115,14 +115,16 @@ final class SchedulerLab: @unchecked Sendable {
         return (started, fogNodes)
     }
 
-    /// Sends `signal` to a process this lab started; SIGKILL also reaps it.
-    func signal(_ process: Process, _ signal: Int32) {
+    /// Sends `signal` to a process this lab started; after SIGKILL or SIGTERM it waits for the
+    /// process to end and answers its exit status (128 + signal when a signal ended it).
+    @discardableResult
+    func signal(_ process: Process, _ signal: Int32) -> Int32? {
         kill(process.pid, signal)
-        if signal == SIGKILL || signal == SIGTERM {
-            var status: Int32 = 0
-            waitpid(process.pid, &status, 0)
-            processes.removeAll { $0 == process.pid }
-        }
+        guard signal == SIGKILL || signal == SIGTERM else { return nil }
+        var status: Int32 = 0
+        waitpid(process.pid, &status, 0)
+        processes.removeAll { $0 == process.pid }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     // MARK: HTTP

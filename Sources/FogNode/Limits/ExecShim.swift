@@ -9,6 +9,8 @@ public enum ExecShim {
     public struct Plan: Sendable {
         public var cgroupDirectories: [String] = []
         public var maxProcesses: Int?
+        /// CPU seconds (RLIMIT_CPU), when no control group caps the CPU.
+        public var cpuSeconds: Int?
         public var uid: uid_t?
         public var gid: gid_t?
         public var argv: [String] = []
@@ -20,6 +22,7 @@ public enum ExecShim {
             var arguments = ["exec-shim"]
             for directory in cgroupDirectories { arguments += ["--join", directory] }
             if let maxProcesses { arguments += ["--max-processes", String(maxProcesses)] }
+            if let cpuSeconds { arguments += ["--cpu-seconds", String(cpuSeconds)] }
             if let uid, let gid { arguments += ["--uid", String(uid), "--gid", String(gid)] }
             return arguments + ["--"] + argv
         }
@@ -43,6 +46,17 @@ public enum ExecShim {
             var limit = rlimit(rlim_cur: rlim_t(maxProcesses), rlim_max: rlim_t(maxProcesses))
             setrlimit(__rlimit_resource_t(6), &limit)  // RLIMIT_NPROC, which Glibc does not export to Swift
         }
+        if let cpuSeconds = plan.cpuSeconds {
+            var limit = rlimit(rlim_cur: rlim_t(cpuSeconds), rlim_max: rlim_t(cpuSeconds + 5))
+            setrlimit(__rlimit_resource_t(RLIMIT_CPU.rawValue), &limit)
+        }
+        // The node's own binary (a built-in kind) may sit where the task user cannot reach it
+        // (a checkout under a private directory): open it while still root, exec it by descriptor.
+        var ownBinary: Int32 = -1
+        if plan.argv.first == Builtins.executablePath {
+            ownBinary = open(Builtins.executablePath, O_RDONLY | O_CLOEXEC)
+            guard ownBinary >= 0 else { fail("cannot open \(Builtins.executablePath)") }
+        }
         if let uid = plan.uid, let gid = plan.gid {
             guard setgroups(0, nil) == 0 else { fail("setgroups") }
             guard setgid(gid) == 0 else { fail("setgid \(gid)") }
@@ -50,7 +64,12 @@ public enum ExecShim {
         }
         guard let program = plan.argv.first else { fail("no program") }
         let cArguments = plan.argv.map { strdup($0) } + [nil]
-        execv(program, cArguments)
+        if ownBinary >= 0 {
+            let cEnvironment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            fexecve(ownBinary, cArguments, cEnvironment)
+        } else {
+            execv(program, cArguments)
+        }
         fail("cannot run \(program)")
     }
 
