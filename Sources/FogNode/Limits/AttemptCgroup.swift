@@ -30,10 +30,24 @@ enum CgroupLayout: Sendable, Equatable, CustomStringConvertible {
             // Our own group: the one /proc/self/cgroup names ("0::/path").
             let own = ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
                 .split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
-            let parent = "\(base)\(own == "/" ? "" : own)/\(name)"
-            guard (try? manager.createDirectory(atPath: parent, withIntermediateDirectories: true)) != nil,
-                (try? "+cpu +memory +pids".write(toFile: "\(parent)/cgroup.subtree_control", atomically: false, encoding: .utf8)) != nil
-                    || (try? "+cpu +memory".write(toFile: "\(parent)/cgroup.subtree_control", atomically: false, encoding: .utf8)) != nil
+            let ownPath = "\(base)\(own == "/" ? "" : own)"
+            func write(_ value: String, _ path: String) -> Bool {
+                (try? value.write(toFile: path, atomically: false, encoding: .utf8)) != nil
+            }
+            func enable(in directory: String) -> Bool {
+                write("+cpu +memory +pids", "\(directory)/cgroup.subtree_control") || write("+cpu +memory", "\(directory)/cgroup.subtree_control")
+            }
+            // cgroup v2 lets a group hand controllers to children only when it holds no process
+            // itself (a systemd service with Delegate=yes holds ours): move into a leaf first.
+            if !enable(in: ownPath) {
+                let leaf = "\(ownPath)/fog-node-self"
+                try? manager.createDirectory(atPath: leaf, withIntermediateDirectories: true)
+                guard write(String(getpid()), "\(leaf)/cgroup.procs"), enable(in: ownPath) else {
+                    return .unavailable(reason: "cannot enable the cpu and memory controllers below \(ownPath)")
+                }
+            }
+            let parent = "\(ownPath)/\(name)"
+            guard (try? manager.createDirectory(atPath: parent, withIntermediateDirectories: true)) != nil, enable(in: parent)
             else { return .unavailable(reason: "cannot create \(parent) with the cpu and memory controllers") }
             return .v2(root: parent)
         }
