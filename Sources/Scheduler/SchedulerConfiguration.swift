@@ -29,6 +29,8 @@ public struct SchedulerConfiguration: Sendable {
     /// An attempt written but not confirmed by the broker this long ago is published again.
     public var republishAfter: Duration = .seconds(5)
     public var retry = RetryPolicy()
+    /// How the dispatcher chooses a node (`FogCore.PlacementPolicies.names`).
+    public var placementPolicy = "least-loaded"
     public var databasePoolSize = 8
     /// Apply pending migrations at start (safe when replicas race).
     public var autoMigrate = true
@@ -61,6 +63,11 @@ public struct SchedulerConfiguration: Sendable {
         republishAfter = try settings.duration("FOG_REPUBLISH_AFTER", default: republishAfter)
         retry = RetryPolicy(base: try settings.duration("FOG_RETRY_BASE", default: retry.base),
                             cap: try settings.duration("FOG_RETRY_CAP", default: retry.cap))
+        placementPolicy = settings.string("FOG_PLACEMENT_POLICY") ?? placementPolicy
+        guard PlacementPolicies.make(placementPolicy) != nil else {
+            throw Settings.Invalid(name: "FOG_PLACEMENT_POLICY", value: placementPolicy,
+                                   expected: "one of \(PlacementPolicies.names.joined(separator: ", "))")
+        }
         databasePoolSize = try settings.int("FOG_DATABASE_POOL_SIZE", default: databasePoolSize, in: 1...200)
         autoMigrate = try settings.bool("FOG_AUTO_MIGRATE", default: autoMigrate)
         if leaderLease < .seconds(1) {

@@ -102,3 +102,48 @@ struct WireFormatTests {
         #expect(throws: Settings.Invalid.self) { try Settings(["FOG_L": "a=1,b"]).map("FOG_L") }
     }
 }
+
+@Suite("Baseline placement policies")
+struct BaselinePolicyTests {
+    func nodes(_ count: Int, roomless: Set<Int> = []) -> [NodeCandidate] {
+        (0..<count).map { index in
+            NodeCandidate(
+                info: FogNodeInfo(id: "n\(index)", capacity: Resources(cpuMillicores: 1000, memoryMB: 1024), zone: "a", startedAt: Double(index)),
+                reserved: roomless.contains(index) ? Resources(cpuMillicores: 1000, memoryMB: 0) : .zero, order: index)
+        }
+    }
+
+    let task = TaskSpec(name: "t", kind: .noop, resources: Resources(cpuMillicores: 100, memoryMB: 10))
+
+    func placements(_ policy: inout some PlacementPolicy, _ nodes: [NodeCandidate], times: Int) -> [String] {
+        (0..<times).compactMap { _ in
+            if case .place(let node, _) = policy.place(task, on: nodes) { return node }
+            return nil
+        }
+    }
+
+    @Test("round-robin takes the nodes in turn and skips those without room")
+    func roundRobin() {
+        var policy = RoundRobinPolicy()
+        #expect(placements(&policy, nodes(3), times: 5) == ["n0", "n1", "n2", "n0", "n1"])
+        var skipping = RoundRobinPolicy()
+        #expect(placements(&skipping, nodes(3, roomless: [1]), times: 4) == ["n0", "n2", "n0", "n2"])
+    }
+
+    @Test("fcfs takes the first registered node that fits")
+    func firstFit() {
+        var policy = FirstFitPolicy()
+        #expect(placements(&policy, nodes(3, roomless: [0]), times: 3) == ["n1", "n1", "n1"])
+    }
+
+    @Test("random is repeatable for a seed and spreads over the nodes", arguments: [UInt64(1), 42, 2026])
+    func random(seed: UInt64) {
+        var first = RandomPolicy(seed: seed)
+        var second = RandomPolicy(seed: seed)
+        let a = placements(&first, nodes(4), times: 200)
+        #expect(a == placements(&second, nodes(4), times: 200))
+        #expect(Set(a).count == 4)
+        var roomless = RandomPolicy(seed: seed)
+        #expect(!placements(&roomless, nodes(4, roomless: [2]), times: 100).contains("n2"))
+    }
+}

@@ -37,7 +37,7 @@ public struct Dispatcher: Service {
     public init(context: SchedulerContext) { self.context = context }
 
     public func run() async throws {
-        var policy: any PlacementPolicy = LeastLoadedPolicy()
+        var policy: any PlacementPolicy = PlacementPolicies.make(configuration.placementPolicy) ?? LeastLoadedPolicy()
         var sweptEpoch: Int?
         var lastSweep = ContinuousClock.now
         var failure: String?
