@@ -3,10 +3,13 @@ import FogCore
 import Foundation
 import Synchronization
 
-/// How an attempt is confined: its control groups (or none), the task user, and the memory
-/// limit that RSS polling enforces when there are no control groups.
+/// How an attempt is confined: where its control groups go (created and removed on the
+/// attempt's own thread, never on the cooperative pool), the task user, and the memory limit
+/// that RSS polling enforces when there are no control groups.
 struct AttemptLimits: Sendable {
-    var cgroup: AttemptCgroup?
+    var cgroups: CgroupLayout
+    /// The attempt's name in the control-group tree.
+    var name: String
     var user: (uid: uid_t, gid: gid_t)?
     var memoryBytes: Int
     var cpuMillicores: Int
@@ -46,9 +49,16 @@ final class AttemptProcess: Sendable {
         defer { worker.shutdown() }
         do {
             return try await worker.run { [self] in
-                defer { limits.cgroup?.remove() }
+                let cgroup = AttemptCgroup(
+                    layout: limits.cgroups, attempt: limits.name,
+                    limits: Resources(cpuMillicores: limits.cpuMillicores, memoryMB: limits.memoryBytes / 1_048_576),
+                    maxProcesses: limits.maxProcesses)
+                defer {
+                    cgroup?.remove()
+                    try? FileManager.default.removeItem(atPath: directory)
+                }
                 return try runBlocking(argv: argv, environment: environment, stdin: stdin, directory: directory, timeout: timeout,
-                                       tailBytes: tailBytes, limits: limits)
+                                       tailBytes: tailBytes, limits: limits, cgroup: cgroup)
             }
         } catch {
             return Result(outcome: .failed, exitCode: nil, cpuSeconds: 0, peakMemoryMB: 0, stdoutTail: "", stderrTail: "",
@@ -57,13 +67,13 @@ final class AttemptProcess: Sendable {
     }
 
     private func runBlocking(argv: [String], environment: [String: String], stdin: [UInt8], directory: String,
-                             timeout: Duration, tailBytes: Int, limits: AttemptLimits) throws -> Result {
+                             timeout: Duration, tailBytes: Int, limits: AttemptLimits, cgroup: AttemptCgroup?) throws -> Result {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if let user = limits.user { chown(directory, user.uid, user.gid) }
         var plan = ExecShim.Plan()
-        plan.cgroupDirectories = limits.cgroup?.directories ?? []
+        plan.cgroupDirectories = cgroup?.directories ?? []
         plan.maxProcesses = limits.maxProcesses
-        if limits.cgroup == nil {
+        if cgroup == nil {
             // No CPU quota without a control group: at least bound the CPU time the attempt may use.
             plan.cpuSeconds = Int((timeout.seconds * Double(max(1, (limits.cpuMillicores + 999) / 1000))).rounded(.up)) + 1
         }
@@ -116,7 +126,7 @@ final class AttemptProcess: Sendable {
             if waited == pid { break }
             if waited == -1 && errno != EINTR { break }
             let now = ContinuousClock.now
-            if stoppedFor == nil && limits.cgroup == nil && now >= nextRSSCheck {
+            if stoppedFor == nil && cgroup == nil && now >= nextRSSCheck {
                 // Without control groups, memory is enforced by polling the program's RSS.
                 nextRSSCheck = now + .milliseconds(100)
                 if Self.residentBytes(of: pid) > limits.memoryBytes {
@@ -145,14 +155,14 @@ final class AttemptProcess: Sendable {
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         var result = Result(
             outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: cpu,
-            peakMemoryMB: limits.cgroup?.peakMemoryMB ?? Double(usage.ru_maxrss) / 1024,
+            peakMemoryMB: cgroup?.peakMemoryMB ?? Double(usage.ru_maxrss) / 1024,
             stdoutTail: Self.tail(of: outPath, bytes: tailBytes), stderrTail: Self.tail(of: errPath, bytes: tailBytes),
             reason: code == 0 ? nil : (exited ? "exited \(code)" : "killed by signal \(status & 0x7f)"))
         if code == 126, result.stderrTail.hasPrefix("fog-node exec-shim:") {
             result.outcome = .rejected
             result.reason = result.stderrTail.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        if stoppedFor == nil, limits.cgroup?.oomKilled == true {
+        if stoppedFor == nil, cgroup?.oomKilled == true {
             stoppedFor = .memory
         }
         switch stoppedFor {
@@ -167,7 +177,7 @@ final class AttemptProcess: Sendable {
             result.reason = "the node stopped it while shutting down"
         case .memory?:
             result.outcome = .resourceExceeded
-            result.reason = limits.cgroup != nil
+            result.reason = cgroup != nil
                 ? "killed by the kernel's OOM killer at its memory limit of \(limits.memoryBytes / 1_048_576) MB"
                 : "its resident memory went over its limit of \(limits.memoryBytes / 1_048_576) MB"
         case nil:

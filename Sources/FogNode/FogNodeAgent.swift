@@ -139,14 +139,12 @@ actor FogNodeAgent {
                 environment["FOG_TASK_ID"] = message.taskID.uuidString.lowercased()
                 environment["FOG_ATTEMPT"] = String(message.attempt)
                 let limits = AttemptLimits(
-                    cgroup: AttemptCgroup(layout: cgroups, attempt: message.attemptID.uuidString.lowercased(), limits: spec.resources,
-                                          maxProcesses: configuration.maxProcessesPerAttempt),
-                    user: taskUser, memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
+                    cgroups: cgroups, name: message.attemptID.uuidString.lowercased(), user: taskUser,
+                    memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
                     maxProcesses: configuration.maxProcessesPerAttempt)
                 result = await process.run(argv: argv, environment: environment, stdin: stdin, directory: directory,
                                            timeout: .milliseconds(Int64(spec.timeoutSeconds * 1000)), tailBytes: configuration.outputTailBytes,
                                            limits: limits)
-                try? FileManager.default.removeItem(atPath: directory)
             } else {
                 let code = spec.args.exitCode ?? 0
                 result = AttemptProcess.Result(outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: 0, peakMemoryMB: 0,

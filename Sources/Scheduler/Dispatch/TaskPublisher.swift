@@ -63,9 +63,6 @@ public final class TaskPublisher: Sendable {
         }
     }
 
-    /// Forgets that `node`'s queues exist (after they were purged or deleted).
-    func forget(_ node: String) { declaredNodes.withLock { _ = $0.remove(node) } }
-
     /// Sends a control message to every process on `fog.cluster`.
     public func control(_ message: ControlMessage) async throws {
         let outcome = try await connection.publish(

@@ -6,14 +6,14 @@ import Synchronization
 
 /// Who leads, as this replica knows it; read by the dispatcher and the failure detector.
 public final class Leadership: Sendable {
-    private let state = Mutex<(epoch: Int?, changes: Int)>((nil, 0))
+    private let state = Mutex<Int?>(nil)
 
     public init() {}
 
     /// The epoch of this replica's leadership, nil when it does not lead.
-    public var epoch: Int? { state.withLock { $0.epoch } }
+    public var epoch: Int? { state.withLock { $0 } }
 
-    func set(_ epoch: Int?) { state.withLock { $0 = (epoch, $0.changes + 1) } }
+    func set(_ epoch: Int?) { state.withLock { $0 = epoch } }
 }
 
 /// Elects one leader among the scheduler replicas through `fog:scheduler:leader`

@@ -148,14 +148,8 @@ extension TaskStore {
         try await pool.query("UPDATE scheduler_fence SET epoch = greatest(epoch, $1::bigint) WHERE id = 1", [epoch])
     }
 
-    /// The epoch the fence carries now.
-    public func fenceEpoch() async throws -> Int {
-        try await pool.query("SELECT epoch FROM scheduler_fence WHERE id = 1").scalar(Int.self) ?? 0
-    }
-
-    /// Every registered node's capacity as stored nowhere here: the API asks Redis. This
-    /// answers the nodes that hold active attempts, which the failure detector must watch
-    /// even if they left `fog:nodes`.
+    /// The nodes that hold queued or running attempts: the failure detector watches them even
+    /// if they left `fog:nodes`.
     public func nodesWithActiveAttempts() async throws -> Set<String> {
         Set(try await pool.query("SELECT DISTINCT node FROM attempts WHERE status IN ('queued', 'running')").rows.map {
             try $0.decode(at: 0, as: String.self)
