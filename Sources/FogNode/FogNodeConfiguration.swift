@@ -12,6 +12,8 @@ public struct FogNodeConfiguration: Sendable {
     public var labels: [String: String]
     public var latencyMS: [String: Double]
     public var power: FogNodeInfo.Power
+    /// How fast this host runs work relative to a reference node (FOG_NODE_SPEED, default 1).
+    public var speed: Double = 1
     /// Absolute program paths a task may run; empty allows none (built-in kinds only).
     public var allowedCommands: Set<String>
     public var heartbeatInterval: Duration = .seconds(2)
@@ -57,6 +59,10 @@ public struct FogNodeConfiguration: Sendable {
         power = FogNodeInfo.Power(
             idleWatts: try settings.double("FOG_NODE_POWER_IDLE_W", default: 10), maxWatts: try settings.double("FOG_NODE_POWER_MAX_W", default: 50),
             batteryPercent: settings.string("FOG_NODE_BATTERY_PCT").flatMap(Double.init))
+        speed = try settings.double("FOG_NODE_SPEED", default: 1)
+        guard speed > 0, speed <= 1_000 else {
+            throw Settings.Invalid(name: "FOG_NODE_SPEED", value: "\(speed)", expected: "a number more than 0 and at most 1000")
+        }
         allowedCommands = Set(settings.list("FOG_ALLOWED_COMMANDS"))
         heartbeatInterval = try settings.duration("FOG_HEARTBEAT_INTERVAL", default: heartbeatInterval)
         heartbeatTTL = try settings.duration("FOG_HEARTBEAT_TTL", default: heartbeatTTL)

@@ -38,7 +38,7 @@ public struct FogNodeService: Service {
         try await declareTopology(on: consuming)
         let info = FogNodeInfo(
             id: configuration.id.rawValue, capacity: configuration.capacity, zone: configuration.zone, labels: configuration.labels,
-            latencyMS: configuration.latencyMS, power: configuration.power, version: "1", startedAt: Date().timeIntervalSince1970)
+            latencyMS: configuration.latencyMS, power: configuration.power, speed: configuration.speed, version: "1", startedAt: Date().timeIntervalSince1970)
         logger.notice("fog node \(configuration.id) in zone \(configuration.zone): \(configuration.capacity.cpuMillicores)m CPU, \(configuration.capacity.memoryMB) MB")
 
         await withTaskGroup(of: Void.self) { group in

@@ -30,7 +30,12 @@ public struct SchedulerConfiguration: Sendable {
     public var republishAfter: Duration = .seconds(5)
     public var retry = RetryPolicy()
     /// How the dispatcher chooses a node (`FogCore.PlacementPolicies.names`).
-    public var placementPolicy = "least-loaded"
+    public var placementPolicy = "smart"
+    /// `smart`'s weights (`FOG_SMART_WEIGHTS=time=1,energy=0.4`, the rest default).
+    public var smartWeights = SmartWeights()
+    /// Per affinity key: the most queued or running attempts at once, and the most placed per
+    /// second (`FOG_AFFINITY_MAX_ACTIVE`, `FOG_AFFINITY_MAX_PER_SECOND`; 0 is no limit).
+    public var affinityLimiter = AffinityLimiter()
     public var databasePoolSize = 8
     /// Apply pending migrations at start (safe when replicas race).
     public var autoMigrate = true
@@ -68,6 +73,19 @@ public struct SchedulerConfiguration: Sendable {
             throw Settings.Invalid(name: "FOG_PLACEMENT_POLICY", value: placementPolicy,
                                    expected: "one of \(PlacementPolicies.names.joined(separator: ", "))")
         }
+        var overrides: [String: Double] = [:]
+        for (name, text) in try settings.map("FOG_SMART_WEIGHTS") {
+            guard let value = Double(text) else {
+                throw Settings.Invalid(name: "FOG_SMART_WEIGHTS", value: "\(name)=\(text)", expected: "name=number pairs")
+            }
+            overrides[name] = value
+        }
+        do { smartWeights = try SmartWeights().applying(overrides) } catch {
+            throw Settings.Invalid(name: "FOG_SMART_WEIGHTS", value: error.name, expected: "a weight name and value: \(error.reason)")
+        }
+        let maxActive = try settings.int("FOG_AFFINITY_MAX_ACTIVE", default: 0, in: 0...1_000_000)
+        let perSecond = try settings.double("FOG_AFFINITY_MAX_PER_SECOND", default: 0)
+        affinityLimiter = AffinityLimiter(maxActive: maxActive == 0 ? nil : maxActive, perSecond: perSecond == 0 ? nil : perSecond)
         databasePoolSize = try settings.int("FOG_DATABASE_POOL_SIZE", default: databasePoolSize, in: 1...200)
         autoMigrate = try settings.bool("FOG_AUTO_MIGRATE", default: autoMigrate)
         if leaderLease < .seconds(1) {

@@ -27,24 +27,29 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
     /// Network latency from each zone to this node, in milliseconds.
     public var latencyMS: [String: Double]
     public var power: Power
+    /// How fast it runs work relative to a reference node (1.0): a task expected to take 10 s
+    /// takes 10 / speed seconds here.
+    public var speed: Double
     public var version: String
     /// Seconds since 1970 when this node process started.
     public var startedAt: Double
 
     public init(id: String, capacity: Resources, zone: String, labels: [String: String] = [:],
-                latencyMS: [String: Double] = [:], power: Power = .init(), version: String = "", startedAt: Double) {
+                latencyMS: [String: Double] = [:], power: Power = .init(), speed: Double = 1, version: String = "",
+                startedAt: Double) {
         self.id = id
         self.capacity = capacity
         self.zone = zone
         self.labels = labels
         self.latencyMS = latencyMS
         self.power = power
+        self.speed = speed
         self.version = version
         self.startedAt = startedAt
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, capacity, zone, labels, power, version
+        case id, capacity, zone, labels, power, speed, version
         case latencyMS = "latency_ms"
         case startedAt = "started_at"
     }
@@ -62,7 +67,7 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
             "cpu_millicores": String(capacity.cpuMillicores), "memory_mb": String(capacity.memoryMB),
             "storage_mb": String(capacity.storageMB), "zone": zone, "labels": json(labels),
             "latency_ms": json(latencyMS), "power_idle_w": String(power.idleWatts), "power_max_w": String(power.maxWatts),
-            "version": version, "started_at": String(startedAt),
+            "speed": String(speed), "version": version, "started_at": String(startedAt),
         ]
         if let battery = power.batteryPercent { fields["battery_pct"] = String(battery) }
         return fields
@@ -90,6 +95,9 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
         latencyMS = try object("latency_ms", [String: Double].self)
         power = Power(idleWatts: try number("power_idle_w"), maxWatts: try number("power_max_w"),
                       batteryPercent: f["battery_pct"].flatMap(Double.init))
+        // Nodes registered before speed existed are reference nodes.
+        speed = f["speed"] == nil ? 1 : try number("speed")
+        guard speed > 0 else { throw WireFormat.Unreadable("fog:node:\(id) field speed must be more than 0") }
         version = f["version"] ?? ""
         startedAt = (try? number("started_at")) ?? 0
     }

@@ -10,7 +10,7 @@ public struct RoundRobinPolicy: PlacementPolicy {
 
     public init() {}
 
-    public mutating func choose(for task: TaskSpec, among feasible: [NodeCandidate]) -> (NodeCandidate, PlacementScore) {
+    public mutating func choose(for task: TaskSpec, among feasible: [NodeCandidate], at now: Double) -> (NodeCandidate, PlacementScore) {
         let ordered = feasible.sorted { ($0.order, $0.id) < ($1.order, $1.id) }
         let next = last.flatMap { last in ordered.first { ($0.order, $0.id) > (last.order, last.id) } } ?? ordered[0]
         last = (next.order, next.id)
@@ -24,7 +24,7 @@ public struct FirstFitPolicy: PlacementPolicy {
 
     public init() {}
 
-    public func choose(for task: TaskSpec, among feasible: [NodeCandidate]) -> (NodeCandidate, PlacementScore) {
+    public func choose(for task: TaskSpec, among feasible: [NodeCandidate], at now: Double) -> (NodeCandidate, PlacementScore) {
         let first = feasible.min { ($0.order, $0.id) < ($1.order, $1.id) }!
         return (first, PlacementScore(policy: name, total: 0, terms: ["order": Double(first.order)], candidates: feasible.count))
     }
@@ -38,7 +38,7 @@ public struct RandomPolicy: PlacementPolicy {
 
     public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    public mutating func choose(for task: TaskSpec, among feasible: [NodeCandidate]) -> (NodeCandidate, PlacementScore) {
+    public mutating func choose(for task: TaskSpec, among feasible: [NodeCandidate], at now: Double) -> (NodeCandidate, PlacementScore) {
         let ordered = feasible.sorted { $0.id < $1.id }
         let index = Int(generator.next() % UInt64(ordered.count))
         return (ordered[index], PlacementScore(policy: name, total: 0, terms: ["index": Double(index)], candidates: feasible.count))
@@ -63,12 +63,17 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
 /// The policies by name, as `FOG_PLACEMENT_POLICY` and the simulator take them.
 public enum PlacementPolicies {
-    public static let names = ["least-loaded", "round-robin", "fcfs", "random"]
+    /// `smart` first: it is the default.
+    public static let names = ["smart", "least-loaded", "min-min", "round-robin", "fcfs", "random"]
+    /// The classic policies `smart` is measured against.
+    public static let baselines = ["round-robin", "fcfs", "random"]
 
     /// A fresh policy called `name`, or nil for an unknown name.
-    public static func make(_ name: String, seed: UInt64 = 1) -> (any PlacementPolicy)? {
+    public static func make(_ name: String, seed: UInt64 = 1, weights: SmartWeights = .init()) -> (any PlacementPolicy)? {
         switch name {
+        case "smart": SmartPolicy(weights: weights)
         case "least-loaded": LeastLoadedPolicy()
+        case "min-min": MinMinPolicy(defaultEstimate: weights.defaultEstimate)
         case "round-robin": RoundRobinPolicy()
         case "fcfs": FirstFitPolicy()
         case "random": RandomPolicy(seed: seed)

@@ -6,13 +6,8 @@ public struct LeastLoadedPolicy: PlacementPolicy {
 
     public init() {}
 
-    public func choose(for task: TaskSpec, among feasible: [NodeCandidate]) -> (NodeCandidate, PlacementScore) {
-        func utilisation(_ node: NodeCandidate) -> (cpu: Double, memory: Double) {
-            let after = node.reserved + task.resources
-            let capacity = node.info.capacity
-            return (Double(after.cpuMillicores) / Double(max(1, capacity.cpuMillicores)),
-                    Double(after.memoryMB) / Double(max(1, capacity.memoryMB)))
-        }
+    public func choose(for task: TaskSpec, among feasible: [NodeCandidate], at now: Double) -> (NodeCandidate, PlacementScore) {
+        func utilisation(_ node: NodeCandidate) -> (cpu: Double, memory: Double) { node.utilisation(adding: task.resources) }
         let best = feasible.min { a, b in
             let (ua, ub) = (utilisation(a), utilisation(b))
             let (la, lb) = (max(ua.cpu, ua.memory), max(ub.cpu, ub.memory))

@@ -53,3 +53,26 @@ public enum PlacementConstraints {
         return fields
     }
 }
+
+extension PlacementConstraints {
+    /// Why no live node in `nodes` can finish `task` before its deadline (network both ways
+    /// plus its expected run time at the node's speed, on an empty node), or nil when one can,
+    /// when the task has no deadline, or when no live node fits it at all (it then waits).
+    public static func deadlineRisk(for task: TaskSpec, nodes: [FogNodeInfo], at now: Double) -> String? {
+        guard let deadline = task.deadlineSeconds else { return nil }
+        let empty = nodes.map { NodeCandidate(info: $0) }
+        guard case .success(let feasible) = feasible(for: task, among: empty) else { return nil }
+        let estimate = task.estimatedSeconds ?? 0
+        let fastest = feasible.map { $0.expectedCompletion(of: task, estimate: estimate) }.min()!
+        let left = deadline - now
+        guard left < fastest else { return nil }
+        if left <= 0 { return "the deadline had passed when the task was submitted" }
+        return "the deadline is \(format(left)) s away and the fastest live node needs \(format(fastest)) s"
+            + " (network both ways and expected run time)"
+    }
+
+    private static func format(_ seconds: Double) -> String {
+        let rounded = (seconds * 1000).rounded() / 1000
+        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+    }
+}

@@ -34,6 +34,8 @@ public struct TaskRequest: Sendable, Decodable, Equatable {
     public var constraints: RequestedConstraints?
     public var deadline: String?
     public var timeoutSeconds: Double?
+    public var expectedSeconds: Double?
+    public var deadlinePolicy: String?
     public var maxAttempts: Int?
     public var affinityKey: String?
     public var env: [String: String]?
@@ -46,6 +48,8 @@ public struct TaskRequest: Sendable, Decodable, Equatable {
         case name, command, kind, args, resources, constraints, deadline, env, stdin
         case priority = "class"
         case timeoutSeconds = "timeout_s"
+        case expectedSeconds = "expected_s"
+        case deadlinePolicy = "deadline_policy"
         case maxAttempts = "max_attempts"
         case affinityKey = "affinity_key"
         case idempotencyKey = "idempotency_key"
@@ -72,6 +76,8 @@ public struct TaskRequest: Sendable, Decodable, Equatable {
         constraints = try c.decodeIfPresent(RequestedConstraints.self, forKey: .constraints)
         deadline = try c.decodeIfPresent(String.self, forKey: .deadline)
         timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
+        expectedSeconds = try c.decodeIfPresent(Double.self, forKey: .expectedSeconds)
+        deadlinePolicy = try c.decodeIfPresent(String.self, forKey: .deadlinePolicy)
         maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts)
         affinityKey = try c.decodeIfPresent(String.self, forKey: .affinityKey)
         env = try c.decodeIfPresent([String: String].self, forKey: .env)
@@ -186,6 +192,16 @@ extension TaskRequest {
         if !TaskLimits.timeoutSeconds.contains(timeout) {
             problems["timeout_s"] = "must be more than 0 and at most \(Int(TaskLimits.timeoutSeconds.upperBound))"
         }
+        if let expected = expectedSeconds, !TaskLimits.timeoutSeconds.contains(expected) {
+            problems["expected_s"] = "must be more than 0 and at most \(Int(TaskLimits.timeoutSeconds.upperBound))"
+        }
+        var deadlinePolicy: DeadlinePolicy?
+        if let text = self.deadlinePolicy {
+            deadlinePolicy = DeadlinePolicy(rawValue: text)
+            if deadlinePolicy == nil {
+                problems["deadline_policy"] = "must be one of \(DeadlinePolicy.allCases.map(\.rawValue).joined(separator: ", "))"
+            }
+        }
         let maxAttempts = self.maxAttempts ?? 3
         if !TaskLimits.maxAttempts.contains(maxAttempts) {
             problems["max_attempts"] = "must be between 1 and \(TaskLimits.maxAttempts.upperBound)"
@@ -217,7 +233,8 @@ extension TaskRequest {
         return TaskSpec(
             name: name, command: command, kind: builtin, args: args ?? .init(), priority: priority,
             resources: Resources(cpuMillicores: cpu, memoryMB: memory, storageMB: storage), constraints: constraints,
-            deadline: deadline, timeoutSeconds: timeout, maxAttempts: maxAttempts, affinityKey: affinityKey,
+            deadline: deadline, timeoutSeconds: timeout, expectedSeconds: expectedSeconds, deadlinePolicy: deadlinePolicy,
+            maxAttempts: maxAttempts, affinityKey: affinityKey,
             env: env, stdin: stdin, idempotencyKey: idempotencyKey)
     }
 

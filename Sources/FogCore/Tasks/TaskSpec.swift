@@ -37,6 +37,11 @@ public struct TaskSpec: Sendable, Codable, Equatable {
     /// An RFC 3339 UTC time (normalised by validation); `deadlineSeconds` is the same instant.
     public var deadline: String?
     public var timeoutSeconds: Double
+    /// How long the task is expected to run on a node of speed 1.0, as the client estimates
+    /// it: placement uses it for completion times and deadline checks.
+    public var expectedSeconds: Double?
+    /// What submit does with a deadline that no live node can meet; nil is `.flag`.
+    public var deadlinePolicy: DeadlinePolicy?
     public var maxAttempts: Int
     public var affinityKey: String?
     public var env: [String: String]
@@ -47,7 +52,8 @@ public struct TaskSpec: Sendable, Codable, Equatable {
     public init(
         name: String, command: [String]? = nil, kind: BuiltinKind? = nil, args: BuiltinArguments = .init(),
         priority: PriorityClass = .normal, resources: Resources = .taskDefault, constraints: Constraints = .init(),
-        deadline: String? = nil, timeoutSeconds: Double = 300, maxAttempts: Int = 3, affinityKey: String? = nil,
+        deadline: String? = nil, timeoutSeconds: Double = 300, expectedSeconds: Double? = nil,
+        deadlinePolicy: DeadlinePolicy? = nil, maxAttempts: Int = 3, affinityKey: String? = nil,
         env: [String: String] = [:], stdin: String? = nil, idempotencyKey: String? = nil
     ) {
         self.name = name
@@ -59,6 +65,8 @@ public struct TaskSpec: Sendable, Codable, Equatable {
         self.constraints = constraints
         self.deadline = deadline
         self.timeoutSeconds = timeoutSeconds
+        self.expectedSeconds = expectedSeconds
+        self.deadlinePolicy = deadlinePolicy
         self.maxAttempts = maxAttempts
         self.affinityKey = affinityKey
         self.env = env
@@ -68,14 +76,28 @@ public struct TaskSpec: Sendable, Codable, Equatable {
 
     public var deadlineSeconds: Double? { deadline.flatMap(RFC3339.parse) }
 
+    /// The run time placement assumes on a node of speed 1.0: the client's estimate, else a
+    /// built-in's own duration, else nil (unknown).
+    public var estimatedSeconds: Double? { expectedSeconds ?? args.seconds }
+
     enum CodingKeys: String, CodingKey {
         case name, command, kind, args, resources, constraints, deadline, env, stdin
         case priority = "class"
         case timeoutSeconds = "timeout_s"
+        case expectedSeconds = "expected_s"
+        case deadlinePolicy = "deadline_policy"
         case maxAttempts = "max_attempts"
         case affinityKey = "affinity_key"
         case idempotencyKey = "idempotency_key"
     }
+}
+
+/// What submit does with a deadline that no live node can meet in time.
+public enum DeadlinePolicy: String, Sendable, Codable, CaseIterable {
+    /// Accept the task and record why its deadline is at risk.
+    case flag
+    /// Refuse the task with 422 `deadline_unreachable`.
+    case refuse
 }
 
 /// The built-in kinds a fog node runs without a client program.

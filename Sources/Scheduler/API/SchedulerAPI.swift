@@ -59,7 +59,11 @@ public struct SchedulerAPI: Sendable {
         let (specs, isBatch) = try SubmitBody.specs(from: Array(buffer: body))
         // A task that no registered node could hold even when empty is refused now rather than
         // waiting forever. With Redis away the check is skipped: the task waits, as designed.
-        if let registered = try? await directory.entries().compactMap(\.info) {
+        // A deadline that no live node can meet is recorded on the task, or refused when the
+        // task asks for that (`deadline_policy: refuse`).
+        var risks: [String?] = []
+        if let entries = try? await directory.entries() {
+            let registered = entries.compactMap(\.info)
             var fields: [String: String] = [:]
             for (index, spec) in specs.enumerated() {
                 for (field, reason) in PlacementConstraints.neverFits(spec.resources, nodes: registered) {
@@ -69,8 +73,17 @@ public struct SchedulerAPI: Sendable {
             if !fields.isEmpty {
                 throw APIError(.unprocessableContent, "cannot_fit", "no registered fog node could ever run this; nothing was stored", fields: fields)
             }
+            let live = entries.compactMap { $0.alive ? $0.info : nil }
+            let now = Date().timeIntervalSince1970
+            risks = specs.map { PlacementConstraints.deadlineRisk(for: $0, nodes: live, at: now) }
+            for (index, spec) in specs.enumerated() where spec.deadlinePolicy == .refuse {
+                if let risk = risks[index] { fields[isBatch ? "tasks[\(index)].deadline" : "deadline"] = risk }
+            }
+            if !fields.isEmpty {
+                throw APIError(.unprocessableContent, "deadline_unreachable", "no live fog node can meet the deadline; nothing was stored", fields: fields)
+            }
         }
-        let stored = try await store.submit(specs)
+        let stored = try await store.submit(specs, deadlineRisks: risks)
         let created = stored.filter(\.created).count
         metrics.submitted.increment(by: Int64(created))
         if created > 0 { self.context.nudge.signal() }
@@ -139,7 +152,7 @@ public struct SchedulerAPI: Sendable {
         let records = entries.map { entry in
             NodeRecord(
                 id: entry.id, alive: entry.alive, zone: entry.info?.zone, capacity: entry.info?.capacity, labels: entry.info?.labels,
-                latencyMS: entry.info?.latencyMS, power: entry.info?.power,
+                latencyMS: entry.info?.latencyMS, power: entry.info?.power, speed: entry.info?.speed,
                 reserved: reservations[entry.id]?.resources ?? .zero, activeAttempts: reservations[entry.id]?.active ?? 0,
                 load: entry.load, heartbeatAgeSeconds: entry.load.map { max(0, now - $0.at) }, problem: entry.problem)
         }

@@ -37,7 +37,10 @@ public struct Dispatcher: Service {
     public init(context: SchedulerContext) { self.context = context }
 
     public func run() async throws {
-        var policy: any PlacementPolicy = PlacementPolicies.make(configuration.placementPolicy) ?? LeastLoadedPolicy()
+        let policy = PlacementPolicies.make(configuration.placementPolicy, weights: configuration.smartWeights) ?? SmartPolicy()
+        // The policy's state (a round-robin position) and the affinity rate buckets live as
+        // long as this replica leads; a new leader starts them afresh.
+        var placement = BatchPlacement(policy: policy, candidates: [], limiter: configuration.affinityLimiter)
         var sweptEpoch: Int?
         var lastSweep = ContinuousClock.now
         var failure: String?
@@ -54,7 +57,7 @@ public struct Dispatcher: Service {
                     sweptEpoch = epoch
                     lastSweep = .now
                 }
-                let placed = try await round(epoch: epoch, policy: &policy)
+                let placed = try await round(epoch: epoch, placement: &placement)
                 if let failure { logger.info("dispatching again after: \(failure)") }
                 failure = nil
                 if placed < configuration.dispatchBatch { await context.nudge.wait(upTo: configuration.dispatchInterval) }
@@ -70,17 +73,20 @@ public struct Dispatcher: Service {
     }
 
     /// One dispatch transaction and its publishes; answers how many tasks it placed.
-    func round(epoch: Int, policy: inout any PlacementPolicy) async throws -> Int {
+    func round(epoch: Int, placement: inout BatchPlacement) async throws -> Int {
         let started = ContinuousClock.now
-        let infos = try await context.directory.liveInfos()
+        let nodes = try await context.directory.liveNodes()
         let reservations = try await store.reservations()
-        let candidates = infos.sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }.enumerated().map { order, info in
-            NodeCandidate(info: info, reserved: reservations[info.id]?.resources ?? .zero,
-                          active: reservations[info.id]?.active ?? 0, order: order)
-        }
+        placement.candidates = nodes.sorted { ($0.info.startedAt, $0.info.id) < ($1.info.startedAt, $1.info.id) }
+            .enumerated().map { order, node in
+                NodeCandidate(info: node.info, reserved: reservations[node.info.id]?.resources ?? .zero,
+                              active: reservations[node.info.id]?.active ?? 0, order: order, queued: node.load?.queued ?? 0)
+            }
+        placement.activeByKey = placement.limiter.maxActive == nil ? [:] : try await store.activeByAffinityKey()
         let (attempts, planner) = try await store.dispatch(
-            epoch: epoch, limit: configuration.dispatchBatch, planner: PolicyPlanner(policy: policy, candidates: candidates))
-        policy = planner.policy
+            epoch: epoch, limit: configuration.dispatchBatch,
+            planner: PolicyPlanner(placement: placement, now: Date().timeIntervalSince1970))
+        placement = planner.placement
         guard !attempts.isEmpty else { return 0 }
         let confirmed = await context.publisher.publish(attempts)
         try await store.markPublished(confirmed)

@@ -1,22 +1,17 @@
 import FogCore
 
-/// Places a batch of pending tasks with a `PlacementPolicy`, keeping the room left on each
-/// node as it goes, so that one batch never overfills a node.
+/// Places a batch of pending tasks inside the dispatch transaction with FogCore's
+/// `BatchPlacement`, the same code the simulator runs.
 struct PolicyPlanner: DispatchPlanner {
-    var policy: any PlacementPolicy
-    var candidates: [NodeCandidate]
+    var placement: BatchPlacement
+    /// Seconds since 1970, for deadlines and rate limits.
+    let now: Double
 
     mutating func plan(_ tasks: [TaskStore.PendingTask]) -> [TaskStore.PlanStep] {
-        tasks.map { task in
-            switch policy.place(task.spec, on: candidates) {
-            case .wait(let reason):
-                return .wait(reason: reason)
-            case .place(let node, let score):
-                if let index = candidates.firstIndex(where: { $0.id == node }) {
-                    candidates[index].reserved = candidates[index].reserved + task.spec.resources
-                    candidates[index].active += 1
-                }
-                return .place(node: node, score: score)
+        placement.place(tasks.map(\.spec), at: now).map { decision in
+            switch decision {
+            case .place(let node, let score): .place(node: node, score: score)
+            case .wait(let reason): .wait(reason: reason)
             }
         }
     }

@@ -54,8 +54,12 @@ public final class NodeDirectory: Sendable {
     }
 
     /// Live nodes that take work, as placement candidates (with no reservations yet).
-    public func liveInfos() async throws -> [FogNodeInfo] {
-        try await entries().compactMap { $0.alive && $0.load?.draining != true ? $0.info : nil }
+    /// Nodes that may take work: alive, registered and not draining, with their heartbeat.
+    public func liveNodes() async throws -> [(info: FogNodeInfo, load: NodeLoad?)] {
+        try await entries().compactMap { entry in
+            guard entry.alive, entry.load?.draining != true, let info = entry.info else { return nil }
+            return (info, entry.load)
+        }
     }
 
     /// True when Redis answered every call of the last `span`: only then does a missing

@@ -95,6 +95,9 @@ public enum Migrations {
             CREATE TABLE scheduler_fence (id integer PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL);
             INSERT INTO scheduler_fence VALUES (1, 0);
             """),
+        Migration(version: 2, name: "why a task's deadline was at risk when it was submitted", sql: """
+            ALTER TABLE tasks ADD COLUMN deadline_risk text;
+            """),
     ]
 
     /// The newest version this build knows.

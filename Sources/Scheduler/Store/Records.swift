@@ -16,6 +16,8 @@ public struct TaskRecord: Sendable, Codable, Equatable {
     /// Why the task ended as it did, when it did not succeed.
     public var reason: String?
     public var notBefore: String?
+    /// Why, when it was submitted, no live node could meet its deadline (it was accepted anyway).
+    public var deadlineRisk: String?
     public var createdAt: String
     public var updatedAt: String
     public var attempts: [AttemptRecord]?
@@ -26,12 +28,14 @@ public struct TaskRecord: Sendable, Codable, Equatable {
         case attemptCount = "attempt_count"
         case pendingReason = "pending_reason"
         case notBefore = "not_before"
+        case deadlineRisk = "deadline_risk"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
 
     public init(id: UUID, status: TaskStatus, spec: TaskSpec, node: String?, attemptCount: Int, failures: Int,
-                pendingReason: String?, reason: String?, notBefore: String?, createdAt: String, updatedAt: String) {
+                pendingReason: String?, reason: String?, notBefore: String?, createdAt: String, updatedAt: String,
+                deadlineRisk: String? = nil) {
         self.id = id
         self.status = status
         self.spec = spec
@@ -43,6 +47,7 @@ public struct TaskRecord: Sendable, Codable, Equatable {
         self.notBefore = notBefore
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.deadlineRisk = deadlineRisk
     }
 
     // The spec's fields sit beside the record's own, as DESIGN.md §9 shows a task.
@@ -57,6 +62,7 @@ public struct TaskRecord: Sendable, Codable, Equatable {
         pendingReason = try c.decodeIfPresent(String.self, forKey: .pendingReason)
         reason = try c.decodeIfPresent(String.self, forKey: .reason)
         notBefore = try c.decodeIfPresent(String.self, forKey: .notBefore)
+        deadlineRisk = try c.decodeIfPresent(String.self, forKey: .deadlineRisk)
         createdAt = try c.decode(String.self, forKey: .createdAt)
         updatedAt = try c.decode(String.self, forKey: .updatedAt)
         attempts = try c.decodeIfPresent([AttemptRecord].self, forKey: .attempts)
@@ -74,6 +80,7 @@ public struct TaskRecord: Sendable, Codable, Equatable {
         try c.encode(pendingReason, forKey: .pendingReason)
         try c.encode(reason, forKey: .reason)
         try c.encode(notBefore, forKey: .notBefore)
+        try c.encodeIfPresent(deadlineRisk, forKey: .deadlineRisk)
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
         try c.encodeIfPresent(attempts, forKey: .attempts)
@@ -134,6 +141,7 @@ public struct NodeRecord: Sendable, Codable, Equatable {
     public var labels: [String: String]?
     public var latencyMS: [String: Double]?
     public var power: FogNodeInfo.Power?
+    public var speed: Double?
     /// What queued and running attempts hold on it, from the store.
     public var reserved: Resources
     public var activeAttempts: Int
@@ -144,7 +152,7 @@ public struct NodeRecord: Sendable, Codable, Equatable {
     public var problem: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, alive, zone, capacity, labels, power, reserved, load, problem
+        case id, alive, zone, capacity, labels, power, speed, reserved, load, problem
         case latencyMS = "latency_ms"
         case activeAttempts = "active_attempts"
         case heartbeatAgeSeconds = "heartbeat_age_s"

@@ -32,6 +32,15 @@ extension TaskStore {
         }) { a, _ in a }
     }
 
+    /// Queued and running attempts per affinity key, for the per-key limit.
+    public func activeByAffinityKey() async throws -> [String: Int] {
+        let rows = try await pool.query("""
+            SELECT t.spec->>'affinity_key', count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id
+            WHERE a.status IN ('queued', 'running') AND t.spec ? 'affinity_key' GROUP BY 1
+            """).rows
+        return Dictionary(try rows.map { (try $0.decode(at: 0, as: String.self), try $0.decode(at: 1, as: Int.self)) }) { a, _ in a }
+    }
+
     /// A pending task offered to placement.
     public struct PendingTask: Sendable {
         public let id: UUID

@@ -20,26 +20,29 @@ extension TaskStore {
     }
 
     /// Stores `specs` as pending tasks in one transaction: all of them, or none (an
-    /// idempotency conflict or a lost database leaves nothing).
-    public func submit(_ specs: [TaskSpec]) async throws -> [Submitted] {
+    /// idempotency conflict or a lost database leaves nothing). `deadlineRisks`, when given,
+    /// has one entry per spec: why its deadline looked out of reach at submit.
+    public func submit(_ specs: [TaskSpec], deadlineRisks: [String?] = []) async throws -> [Submitted] {
         struct Row: Encodable {
             let id: UUID, key: String?, hash: String, name: String, cls: Int, cpu: Int, mem: Int, storage: Int
-            let deadline: String?, max_attempts: Int, spec: TaskSpec
+            let deadline: String?, max_attempts: Int, spec: TaskSpec, risk: String?
         }
-        let rows = specs.map { spec in
+        let rows = specs.enumerated().map { index, spec in
             Row(id: UUID(), key: spec.idempotencyKey, hash: Self.requestHash(spec), name: spec.name, cls: spec.priority.rank,
                 cpu: spec.resources.cpuMillicores, mem: spec.resources.memoryMB, storage: spec.resources.storageMB,
-                deadline: spec.deadline, max_attempts: spec.maxAttempts, spec: spec)
+                deadline: spec.deadline, max_attempts: spec.maxAttempts, spec: spec,
+                risk: index < deadlineRisks.count ? deadlineRisks[index] : nil)
         }
         return try await pool.withTransaction { tx in
             let inserted = try await tx.query("""
                 WITH b AS (
                     SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(id uuid, key text, hash text, name text, cls smallint,
-                        cpu integer, mem integer, storage integer, deadline timestamptz, max_attempts integer, spec jsonb)),
+                        cpu integer, mem integer, storage integer, deadline timestamptz, max_attempts integer, spec jsonb,
+                        risk text)),
                 ins AS (
                     INSERT INTO tasks (id, idempotency_key, request_hash, name, class, cpu_millicores, memory_mb, storage_mb,
-                                       deadline, max_attempts, spec, status)
-                    SELECT id, key, hash, name, cls, cpu, mem, storage, deadline, max_attempts, spec, 'pending' FROM b
+                                       deadline, max_attempts, spec, deadline_risk, status)
+                    SELECT id, key, hash, name, cls, cpu, mem, storage, deadline, max_attempts, spec, risk, 'pending' FROM b
                     ON CONFLICT (idempotency_key) DO NOTHING
                     RETURNING id),
                 ev AS (INSERT INTO task_events (task_id, kind, status) SELECT id, 'submitted', 'pending' FROM ins)

@@ -18,7 +18,7 @@ public struct TaskStore: Sendable {
 
     /// The columns `taskRecord(_:)` reads, for `FROM tasks t`.
     static let taskColumns = """
-        t.id, t.status, t.spec::text AS spec, t.node, t.attempt_count, t.failures, t.pending_reason, t.reason,
+        t.id, t.status, t.spec::text AS spec, t.node, t.attempt_count, t.failures, t.pending_reason, t.reason, t.deadline_risk,
         fog_ts(t.not_before) AS not_before, fog_ts(t.created_at) AS created_at, fog_ts(t.updated_at) AS updated_at
         """
 
@@ -30,7 +30,7 @@ public struct TaskStore: Sendable {
             attemptCount: try row.decode("attempt_count"), failures: try row.decode("failures"),
             pendingReason: try row.decodeIfPresent("pending_reason"), reason: try row.decodeIfPresent("reason"),
             notBefore: try row.decodeIfPresent("not_before"), createdAt: try row.decode("created_at"),
-            updatedAt: try row.decode("updated_at"))
+            updatedAt: try row.decode("updated_at"), deadlineRisk: try row.decodeIfPresent("deadline_risk"))
     }
 
     static let attemptColumns = """
