@@ -49,6 +49,8 @@ let package = Package(
 
         // The pure core: model, wire messages, configuration. No I/O, no clock reads.
         .target(name: "FogCore"),
+        // The discrete-event simulator that runs FogCore's placement policies on a virtual clock.
+        .target(name: "FogSimulator", dependencies: ["FogCore"]),
 
         // What the three services share: reading FOG_* settings, checking the servers they need.
         .target(
@@ -88,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "scheduler",
             dependencies: [
-                "Scheduler", "ServiceSupport", "PostgresClient", "FogCore",
+                "Scheduler", "ServiceSupport", "PostgresClient", "FogCore", "FogSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -120,6 +122,7 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "FogCoreTests", dependencies: ["FogCore"]),
+        .testTarget(name: "FogSimulatorTests", dependencies: ["FogSimulator", "FogCore"]),
         .testTarget(name: "ClusterCtlTests", dependencies: ["ClusterCtl", "TestSupport"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "FogNode", "TestSupport"]),
         // Finds the real test services (FOG_TEST_* variables) and kills their processes.

@@ -11,7 +11,10 @@ struct SchedulerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler",
         abstract: "FogScheduler's scheduler: stores tasks, places them on fog nodes, tracks them.",
-        subcommands: [Serve.self, Migrate.self, Submit.self, Tasks.self, ShowTask.self, Cancel.self, Nodes.self, Wait.self, Check.self])
+        subcommands: [
+            Serve.self, Migrate.self, Submit.self, Tasks.self, ShowTask.self, Cancel.self, Nodes.self, Wait.self, Check.self,
+            Simulate.self,
+        ])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
