@@ -61,6 +61,18 @@ install-fog-node: ## Install the fog node on this edge host: binary in /usr/loca
 check: build ## Check that the dev services answer, as the scheduler would (FOG_* from services-env)
 	@source <($(SERVICES) env --profile $(PROFILE)) && .build/debug/scheduler check
 
+.PHONY: simulate experiment bench-sim
+simulate: ## Compare every placement policy over scenarios/*.json (10 seeds each); table, and a chart in docs/placement.svg
+	swift build -c release --product scheduler
+	.build/release/scheduler simulate scenarios/*.json --seeds 10 --plot docs/placement.svg
+
+experiment: install ## Compare the placement policies on the real local system (lab services, 4 fog nodes); prints a table
+	scripts/experiment.sh
+
+bench-sim: ## Time the simulator: 100,000 tasks on 50 nodes, each policy, release build
+	swift build -c release --product scheduler
+	.build/release/scheduler simulate scenarios/bench/large.json --timing
+
 .PHONY: clean
 clean: ## Remove build products
 	swift package clean

@@ -54,7 +54,7 @@ public enum SVGChart {
                         + "transform=\"rotate(-90 \(r(x + barWidth / 2)) \(r(baseline - h - 3)))\">\(metric.format(value))</text>\n"
                 }
                 svg += "<text x=\"\(r(x0 + Double(values.count) * barWidth / 2))\" y=\"\(r(baseline + 14))\" "
-                    + "text-anchor=\"middle\">\(escape(metric.name))</text>\n"
+                    + "text-anchor=\"middle\" font-size=\"10\">\(escape(metric.name))</text>\n"
             }
         }
         return svg + "</svg>\n"

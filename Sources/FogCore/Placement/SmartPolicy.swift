@@ -8,7 +8,7 @@ public struct SmartWeights: Sendable, Equatable, Codable {
     /// that big holes stay free for big tasks).
     public var fit: Double = 0.15
     /// The energy the task adds on the node: (P_max − P_idle) · its CPU share · its run time.
-    public var energy: Double = 0.35
+    public var energy: Double = 0.2
     /// The node's utilisation after placement.
     public var load: Double = 0.1
     /// A non-critical task that would leave a node with less than this share of its CPU or
