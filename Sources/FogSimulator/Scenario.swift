@@ -98,8 +98,20 @@ public struct Scenario: Sendable, Codable, Equatable {
     public var detectionSeconds: Double?
     /// Refuse tasks whose deadline no live node can meet at arrival (`deadline_policy: refuse`).
     public var refuseUnreachableDeadlines: Bool?
-    /// Tasks per affinity key, when tasks carry keys (camera streams that want the same node).
-    public var affinityKeys: Int?
+    /// Affinity keys on the tasks (camera streams that want the same node) and their limits.
+    public var affinity: Affinity?
+
+    public struct Affinity: Sendable, Codable, Equatable {
+        /// How many tasks share a key, on average.
+        public var tasksPerKey: Int
+        /// As `FOG_AFFINITY_MAX_ACTIVE` and `FOG_AFFINITY_MAX_PER_SECOND`.
+        public var maxActive: Int?
+        public var maxPerSecond: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case tasksPerKey = "tasks_per_key", maxActive = "max_active", maxPerSecond = "max_per_second"
+        }
+    }
 
     public struct DeadlineRule: Sendable, Codable, Equatable {
         public var share: Double
@@ -116,7 +128,7 @@ public struct Scenario: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, description, tasks, nodes, arrivals, profiles, classes, origins, deadlines, failures
         case maxLatencyMS = "max_latency_ms", runTimeNoise = "run_time_noise", detectionSeconds = "detection_s"
-        case refuseUnreachableDeadlines = "refuse_unreachable_deadlines", affinityKeys = "affinity_keys"
+        case refuseUnreachableDeadlines = "refuse_unreachable_deadlines", affinity
     }
 
     /// A scenario read from JSON, with every problem named.
@@ -172,6 +184,9 @@ public struct Scenario: Sendable, Codable, Equatable {
         let names = Set(nodes.flatMap { group in (1...max(1, group.count)).map { "\(group.name)-\($0)" } })
         for failure in failures ?? [] where !names.contains(failure.node) {
             problems.append("failures: no node named \(failure.node)")
+        }
+        if let affinity, affinity.tasksPerKey < 1 || (affinity.maxActive ?? 1) < 1 || !((affinity.maxPerSecond ?? 1) > 0) {
+            problems.append("affinity: tasks_per_key and max_active must be at least 1, max_per_second more than 0")
         }
         if !problems.isEmpty { throw Invalid("scenario \(name): " + problems.joined(separator: "; ")) }
     }

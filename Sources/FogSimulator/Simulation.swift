@@ -9,7 +9,6 @@ public struct Simulation {
     public struct Options: Sendable {
         /// Pending tasks looked at per dispatch round (`FOG_DISPATCH_BATCH`).
         public var batch = 500
-        public var affinity = AffinityLimiter()
         public init() {}
     }
 
@@ -160,7 +159,10 @@ private struct Engine {
     var busyCPUSeconds: [Double]
     var slot: [Int?]
     var networkMB = 0.0
-    var placedCount = 0
+    /// The most attempts of one affinity key active at once.
+    var peakActivePerKey = 0
+    /// Every node, empty: what submit checks a task against.
+    let everyNode: [NodeCandidate]
 
     init(scenario: Scenario, workload: Workload, options: Options, policy: any PlacementPolicy) {
         self.scenario = scenario
@@ -181,7 +183,9 @@ private struct Engine {
         energyAt = Array(repeating: 0, count: m)
         busyCPUSeconds = Array(repeating: 0, count: m)
         slot = Array(0..<m).map { Optional($0) }
-        placement = BatchPlacement(policy: policy, candidates: [], limiter: options.affinity)
+        placement = BatchPlacement(policy: policy, candidates: [], limiter: AffinityLimiter(
+            maxActive: scenario.affinity?.maxActive, perSecond: scenario.affinity?.maxPerSecond))
+        everyNode = workload.nodes.map { NodeCandidate(info: $0) }
         rebuildCandidates()
         let index = Dictionary(uniqueKeysWithValues: workload.nodes.enumerated().map { ($1.id, $0) })
         for failure in workload.failures {
@@ -218,7 +222,6 @@ private struct Engine {
         let spec = workload.tasks[task].spec
         // What the API refuses at submit: what no node could ever hold, or (when the task asks)
         // a deadline that no live node can meet.
-        let everyNode = workload.nodes.map { NodeCandidate(info: $0) }
         if case .failure = PlacementConstraints.feasible(for: spec, among: everyNode) {
             state[task] = .refused
             return
@@ -334,8 +337,8 @@ private struct Engine {
         state[task] = .placed
         node[task] = n
         attempt[task] += 1
-        placedCount += 1
         pending.remove(task, priority: t.spec.priority.rank)
+        if let key = t.spec.affinityKey { peakActivePerKey = max(peakActivePerKey, placement.activeByKey[key, default: 0]) }
         let info = workload.nodes[n]
         let network = t.spec.constraints.origin.map { 2 * (info.latency(from: $0) ?? 100) / 1000 } ?? 0
         if let origin = t.spec.constraints.origin, origin != info.zone { networkMB += t.dataMB }
@@ -346,6 +349,6 @@ private struct Engine {
         SimulationResult.measure(
             scenario: scenario, workload: workload, finished: finished, done: state.map { $0 == .done },
             refused: state.map { $0 == .refused }, energyJ: energyJ, busyCPUSeconds: busyCPUSeconds,
-            networkMB: networkMB, lost: lost)
+            networkMB: networkMB, lost: lost, peakActivePerKey: peakActivePerKey)
     }
 }

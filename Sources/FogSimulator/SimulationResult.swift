@@ -27,17 +27,20 @@ public struct SimulationResult: Sendable, Codable, Equatable {
     public var imbalance: Double
     /// Megabytes that crossed zones (tasks run outside their origin zone).
     public var networkMB: Double
+    /// The most attempts of one affinity key active at once (0 without keys).
+    public var peakActivePerKey: Int
 
     enum CodingKeys: String, CodingKey {
         case scenario, policy, seeds, tasks, completed, refused, lost, imbalance
         case makespanSeconds = "makespan_s", meanResponseSeconds = "mean_response_s", p95ResponseSeconds = "p95_response_s"
         case deadlineMissRatio = "deadline_miss_ratio", criticalDeadlineMissRatio = "critical_deadline_miss_ratio"
         case criticalMeanResponseSeconds = "critical_mean_response_s"
-        case energyKJ = "energy_kj", networkMB = "network_mb"
+        case energyKJ = "energy_kj", networkMB = "network_mb", peakActivePerKey = "peak_active_per_key"
     }
 
     static func measure(scenario: Scenario, workload: Workload, finished: [Double], done: [Bool], refused: [Bool],
-                        energyJ: [Double], busyCPUSeconds: [Double], networkMB: Double, lost: Int) -> SimulationResult {
+                        energyJ: [Double], busyCPUSeconds: [Double], networkMB: Double, lost: Int,
+                        peakActivePerKey: Int) -> SimulationResult {
         let tasks = workload.tasks
         var responses: [Double] = []
         var critical: [Double] = []
@@ -75,7 +78,7 @@ public struct SimulationResult: Sendable, Codable, Equatable {
             criticalDeadlineMissRatio: criticalWithDeadline == 0 ? 0 : Double(criticalMissed) / Double(criticalWithDeadline),
             criticalMeanResponseSeconds: average(critical), energyKJ: energyJ.reduce(0, +) / 1000,
             imbalance: meanUtilisation > 0 ? (utilisation.max()! - utilisation.min()!) / meanUtilisation : 0,
-            networkMB: networkMB)
+            networkMB: networkMB, peakActivePerKey: peakActivePerKey)
     }
 
     /// The mean of several runs of the same policy and scenario (counts are summed).
@@ -96,6 +99,7 @@ public struct SimulationResult: Sendable, Codable, Equatable {
         m.energyKJ = avg(\.energyKJ)
         m.imbalance = avg(\.imbalance)
         m.networkMB = avg(\.networkMB)
+        m.peakActivePerKey = runs.map(\.peakActivePerKey).max() ?? 0
         return m
     }
 }

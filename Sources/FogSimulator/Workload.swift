@@ -45,6 +45,7 @@ public struct Workload: Sendable {
         let origins = Self.table(scenario.origins.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         let profiles = Self.table(scenario.profiles.map { ($0, $0.share) })
         let noise = scenario.runTimeNoise ?? 0.2
+        let keyCount = scenario.affinity.map { UInt64(max(1, count / $0.tasksPerKey)) }
 
         tasks = arrivals.enumerated().map { index, arrival in
             let profile = profiles.pick(&random)
@@ -66,7 +67,7 @@ public struct Workload: Sendable {
                 constraints: constraints, deadline: deadline.map { RFC3339.format(Self.epoch + $0) },
                 expectedSeconds: expected,
                 deadlinePolicy: scenario.refuseUnreachableDeadlines == true ? .refuse : nil,
-                affinityKey: scenario.affinityKeys.map { "key-\(Int(random.next() % UInt64(max(1, count / max(1, $0)))))" })
+                affinityKey: keyCount.map { "key-\(random.next() % $0)" })
             // The deadline as the policies read it: the RFC 3339 text, to the millisecond.
             return SimulatedTask(spec: spec, arrival: arrival, work: work, dataMB: profile.dataMB ?? 0,
                                  deadline: spec.deadlineSeconds.map { $0 - Self.epoch })

@@ -70,6 +70,20 @@ struct SimulationTests {
         #expect(result.completed + result.refused == 1000)
     }
 
+    @Test("affinity in the simulator: a key's tasks share a node and its limit holds")
+    func affinity() throws {
+        var scenario = try Self.scenario("heterogeneous")
+        scenario.affinity = .init(tasksPerKey: 50, maxActive: 2, maxPerSecond: nil)
+        let workload = Workload(scenario: scenario, seed: 5, taskCount: 1000)
+        #expect(Set(workload.tasks.compactMap(\.spec.affinityKey)).count == 20)
+        let result = Simulation(scenario: scenario, workload: workload).run(SmartPolicy())
+        #expect(result.completed == 1000)
+        #expect(result.peakActivePerKey == 2)
+        scenario.affinity = .init(tasksPerKey: 50, maxActive: nil, maxPerSecond: nil)
+        let unlimited = Simulation(scenario: scenario, workload: Workload(scenario: scenario, seed: 5, taskCount: 1000)).run(SmartPolicy())
+        #expect(unlimited.peakActivePerKey > 2)
+    }
+
     @Test("a scenario with mistakes is refused with each one named")
     func invalidScenario() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).json")
