@@ -66,7 +66,7 @@ simulate: ## Compare every placement policy over scenarios/*.json (10 seeds each
 	swift build -c release --product scheduler
 	.build/release/scheduler simulate scenarios/*.json --seeds 10 --plot docs/placement.svg
 
-experiment: install ## Compare the placement policies on the real local system (lab services, 4 fog nodes); prints a table
+experiment: install ## Compare the placement policies on the real local system (bench services, 4 fog nodes); prints a table
 	scripts/experiment.sh
 
 bench-sim: ## Time the simulator: 100,000 tasks on 50 nodes, each policy, release build

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make experiment`: the placement policies compared on the real local system.
-# Starts the lab services (their own ports), four fog nodes of different capacities, zones,
+# Starts the bench services (their own ports), four fog nodes of different capacities, zones,
 # declared latencies and power profiles, then for each policy in turn: a scheduler with
 # FOG_PLACEMENT_POLICY set, the same seeded workload submitted through the API in paced
 # waves, and the figures read back from PostgreSQL. Prints one table; stops what it started.
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STATE=${FOG_SVC_STATE_ROOT:-/var/tmp/fogscheduler}/lab/experiment
+STATE=${FOG_SVC_STATE_ROOT:-/var/tmp/fogscheduler}/bench/experiment
 PORT=${EXPERIMENT_PORT:-18580}
 BIN="$ROOT/.build/debug"
 POLICIES=${EXPERIMENT_POLICIES:-"smart least-loaded min-min round-robin fcfs random"}
@@ -48,7 +48,7 @@ cleanup() {
   local spec id
   stop_pidfile "$STATE/scheduler.pid"
   for spec in "${NODES[@]}"; do read -r id _ <<<"$spec"; stop_pidfile "$STATE/$id.pid"; done
-  if [ "$STARTED_SERVICES" = 1 ]; then "$ROOT/scripts/services.sh" down --profile lab >/dev/null 2>&1 || true; fi
+  if [ "$STARTED_SERVICES" = 1 ]; then "$ROOT/scripts/services.sh" down --profile bench >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -130,12 +130,13 @@ SQL
 main() {
   command -v swift >/dev/null || die "swift is not on PATH"
   mkdir -p "$STATE" && chmod 700 "$STATE"
-  if ! "$ROOT/scripts/services.sh" status --profile lab >/dev/null 2>&1; then
+  if ! "$ROOT/scripts/services.sh" status --profile bench >/dev/null 2>&1; then
     STARTED_SERVICES=1
-    "$ROOT/scripts/services.sh" up --profile lab >&2
+    "$ROOT/scripts/services.sh" up --profile bench >&2
   fi
   (cd "$ROOT" && swift build 2>&1 | tail -1) >&2
-  eval "$("$ROOT/scripts/services.sh" env --profile lab)"
+  eval "$("$ROOT/scripts/services.sh" env --profile bench)"
+  export FOG_BROKER_URL=$FOG_BENCH_BROKER_URL FOG_REDIS_URL=$FOG_BENCH_REDIS_URL FOG_DATABASE_URL=$FOG_BENCH_DATABASE_URL
   [ -s "$STATE/token" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$STATE/token"
   export FOG_API_TOKENS FOG_API_URL="http://127.0.0.1:$PORT" FOG_API_TOKEN
   FOG_API_TOKENS=$(cat "$STATE/token")

@@ -21,7 +21,7 @@ shift || true
 TARGET=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile) PROFILE=${2:?--profile needs dev or test}; shift 2 ;;
+    --profile) PROFILE=${2:?--profile needs dev, test, lab or bench}; shift 2 ;;
     --profile=*) PROFILE=${1#--profile=}; shift ;;
     *) TARGET=$1; shift ;;
   esac
@@ -34,7 +34,9 @@ case "$PROFILE" in
   # autoheal, as in the Swarm deployment: with pause_minority the last running node pauses
   # when a test stops the other two, which is not what those tests are about.
   lab)  D_AMQP=5792 D_DIST=25792 D_MGMT=15792 D_EPMD=4374 D_CTL=35810 D_REDIS=6391 D_PG=55434 D_PLUGINS='[].' D_PARTITIONS=autoheal ;;
-  *) echo "services.sh: unknown profile '$PROFILE' (dev, test or lab)" >&2; exit 2 ;;
+  # make experiment: the whole system with its own ports, beside a demo and the tests.
+  bench) D_AMQP=5802 D_DIST=25802 D_MGMT=15802 D_EPMD=4375 D_CTL=35830 D_REDIS=6392 D_PG=55435 D_PLUGINS='[].' ;;
+  *) echo "services.sh: unknown profile '$PROFILE' (dev, test, lab or bench)" >&2; exit 2 ;;
 esac
 AMQP_PORT=${FOG_SVC_AMQP_PORT:-$D_AMQP}        # rmq1; rmq2 and rmq3 use +1 and +2; AMQPS is +100
 DIST_PORT=${FOG_SVC_DIST_PORT:-$D_DIST}        # Erlang distribution, same +1/+2 scheme
@@ -382,6 +384,7 @@ write_env() {
   local prefix=FOG
   [ "$PROFILE" = test ] && prefix=FOG_TEST
   [ "$PROFILE" = lab ] && prefix=FOG_LAB
+  [ "$PROFILE" = bench ] && prefix=FOG_BENCH
   umask 077
   cat >"$STATE/env" <<EOF
 # Written by scripts/services.sh ($PROFILE profile). Holds generated secrets: do not commit.
