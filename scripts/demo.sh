@@ -12,22 +12,9 @@ PORT=${FOG_DEMO_PORT:-8080}
 BIN="$ROOT/.build/debug"
 NODES=("edge-small zone-a 1000 512" "edge-medium zone-b 2000 1024" "edge-large zone-c 4000 2048")
 
-say() { printf '\033[1m%s\033[0m\n' "$*"; }
-die() { echo "demo: $*" >&2; exit 1; }
-
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-
-stop_pidfile() {
-  local file=$1 pid
-  [ -f "$file" ] || return 0
-  pid=$(cat "$file")
-  if pid_alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 100); do pid_alive "$pid" || break; sleep 0.1; done
-    pid_alive "$pid" && kill -KILL "$pid"
-  fi
-  rm -f "$file"
-}
+SCRIPT_NAME=demo
+# shellcheck source=lib/processes.sh
+. "$ROOT/scripts/lib/processes.sh"
 
 start_processes() {
   mkdir -p "$STATE"

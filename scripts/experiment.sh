@@ -27,21 +27,9 @@ NODES=("pi-a    zone-a 2000 2048  2.7  6.4"
        "nuc-c   zone-c 4000 8192  9    60"
        "edge-b  zone-b 8000 16384 70   220")
 
-say() { printf '\033[1m%s\033[0m\n' "$*" >&2; }
-die() { echo "experiment: $*" >&2; exit 1; }
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-
-stop_pidfile() {
-  local file=$1 pid
-  [ -f "$file" ] || return 0
-  pid=$(cat "$file")
-  if pid_alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 100); do pid_alive "$pid" || break; sleep 0.1; done
-    pid_alive "$pid" && kill -KILL "$pid"
-  fi
-  rm -f "$file"
-}
+SCRIPT_NAME=experiment
+# shellcheck source=lib/processes.sh
+. "$ROOT/scripts/lib/processes.sh"
 
 STARTED_SERVICES=0
 cleanup() {
