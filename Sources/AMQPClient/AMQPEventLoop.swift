@@ -148,9 +148,13 @@ final class AMQPEventLoop: @unchecked Sendable {
                 case .delivery(let consumerTag, let delivery):
                     if let consumer = consumers[consumerTag] {
                         consumer.continuation.yield(delivery)
-                    } else {
+                    } else if consumers.values.contains(where: { $0.channel == delivery.channel }) {
                         _ = session.settle(channel: delivery.channel, tag: delivery.tag, .reject(requeue: true))
                     }
+                    // Otherwise its consumer was cancelled and its channel closed: rabbitmq-c
+                    // queued the delivery while it waited for cancel-ok or close-ok. The broker
+                    // puts it back by itself, and a reject on the closed channel would make it
+                    // close the whole connection (504 CHANNEL_ERROR, "expected 'channel.open'").
                 case .consumerCancelled(_, let consumerTag):
                     if let consumer = consumers.removeValue(forKey: consumerTag) {
                         logger.warning("the broker cancelled a consumer", metadata: ["queue": "\(consumer.queue)"])

@@ -64,7 +64,8 @@ struct Simulate: ParsableCommand {
         for path in scenarios {
             let scenario: Scenario
             do { scenario = try Scenario.load(contentsOf: URL(fileURLWithPath: path)) } catch {
-                throw ValidationError("\(error)")
+                FileHandle.standardError.write(Data("scheduler simulate: \(error)\n".utf8))
+                throw ExitCode(2)
             }
             let names = try policyNames()
             var results: [SimulationResult] = []
@@ -86,7 +87,8 @@ struct Simulate: ParsableCommand {
         }
         if let plot {
             do { try SVGChart.render(panels).write(toFile: plot, atomically: true, encoding: .utf8) } catch {
-                throw ValidationError("cannot write \(plot): \(error.localizedDescription)")
+                FileHandle.standardError.write(Data("scheduler simulate: cannot write \(plot): \(error.localizedDescription)\n".utf8))
+                throw ExitCode(2)
             }
             FileHandle.standardError.write(Data("chart written to \(plot)\n".utf8))
         }

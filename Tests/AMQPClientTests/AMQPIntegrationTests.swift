@@ -1,4 +1,4 @@
-import AMQPClient
+@testable import AMQPClient
 import Foundation
 import TestSupport
 import Testing
@@ -175,6 +175,31 @@ struct AMQPIntegrationTests {
         } throws: { error in
             (error as? AMQPError)?.code == .connectionFailed
         }
+    }
+
+    /// Deliveries that arrive while a cancel waits for its reply belong to a closed channel:
+    /// the broker requeues them itself, and settling them would close the whole connection.
+    @Test func cancellingABusyConsumerKeepsTheConnection() async throws {
+        let connection = try await connect(name: "test-cancel")
+        defer { connection.close() }
+        try await connection.declareQueue(queue, arguments: .quorumQueue())
+        let body = Array(repeating: UInt8(ascii: "x"), count: 512)
+        let results = await connection.publish((0..<3_000).map { _ in OutgoingMessage(exchange: "", routingKey: queue, body: body) })
+        #expect(results.allSatisfy { if case .success(.ack) = $0 { true } else { false } })
+        var generations: [Int] = []
+        for _ in 0..<5 {
+            let deliveries = try await connection.consume(queue: queue, prefetch: 1_000)
+            for try await delivery in deliveries {
+                generations.append(delivery.generation)
+                try await connection.ack(delivery)
+                break
+            }
+            await deliveries.cancel()
+            // The next call must find the connection open, not closed by the broker.
+            _ = try await connection.queueInfo(queue)
+        }
+        #expect(generations.count == 5 && Set(generations).count == 1, "the connection was re-established: \(generations)")
+        try await connection.deleteQueue(queue)
     }
 
     @Test func aDeadFirstURLIsSkipped() async throws {
