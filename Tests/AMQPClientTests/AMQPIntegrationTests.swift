@@ -251,7 +251,25 @@ struct AMQPIntegrationTests {
             }
         }
         try await killer?.value
+        do {
+            try await checkFailover(publisher: publisher, consumer: consumer, confirmed: confirmed, total: total,
+                                    retries: retries, longestStall: longestStall)
+        } catch {
+            // Whatever failed, the next tests need the node back.
+            try? TestServices.start("rmq2")
+            throw error
+        }
         #expect(killer != nil)
+
+        // Bring the node back; it rejoins the cluster on its own.
+        try TestServices.start("rmq2")
+        let reconnected = try await connect([urls[1]], name: "test-after-restart")
+        #expect(try await reconnected.currentBroker() == "amqp://127.0.0.1:5783/fog")
+        reconnected.close()
+    }
+
+    private func checkFailover(publisher: AMQPConnection, consumer: AMQPConnection, confirmed: Set<Int>, total: Int,
+                               retries: Int, longestStall: Duration) async throws {
         #expect(confirmed.count == total)
         #expect(try await publisher.currentBroker() != "amqp://127.0.0.1:5783/fog")
         print("failover: \(retries) publishes without a confirm were retried; longest publish stall \(longestStall)")
@@ -266,12 +284,6 @@ struct AMQPIntegrationTests {
         await deliveries.cancel()
         #expect(seen.isSuperset(of: confirmed))
         try await consumer.deleteQueue(queue)
-
-        // Bring the node back; it rejoins the cluster on its own.
-        try TestServices.start("rmq2")
-        let reconnected = try await connect([urls[1]], name: "test-after-restart")
-        #expect(try await reconnected.currentBroker() == "amqp://127.0.0.1:5783/fog")
-        reconnected.close()
     }
 
     private func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
