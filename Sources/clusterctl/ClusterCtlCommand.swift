@@ -31,7 +31,7 @@ struct ClusterOptions: ParsableArguments {
     var masterLease: Int = 10
 
     func settings() throws -> ClusterCtlConfiguration {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = try ServiceSettings.environment()
         guard let node = node ?? environment["FOG_RABBITMQ_NODE"] ?? environment["RABBITMQ_NODENAME"], !node.isEmpty else {
             throw ValidationError("no node: give --node or set FOG_RABBITMQ_NODE")
         }
