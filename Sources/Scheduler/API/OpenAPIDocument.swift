@@ -37,6 +37,8 @@ enum OpenAPIDocument {
             "constraints": {"$ref": "#/components/schemas/Constraints"},
             "deadline": {"type": "string", "format": "date-time", "nullable": true},
             "timeout_s": {"type": "number", "default": 300},
+            "expected_s": {"type": "number", "nullable": true, "description": "expected run time on a speed-1.0 node"},
+            "deadline_policy": {"type": "string", "enum": ["flag", "refuse"], "default": "flag"},
             "max_attempts": {"type": "integer", "minimum": 1, "maximum": 50, "default": 3},
             "affinity_key": {"type": "string", "nullable": true},
             "env": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -59,6 +61,7 @@ enum OpenAPIDocument {
             "node": {"type": "string", "nullable": true}, "attempt_count": {"type": "integer"}, "failures": {"type": "integer"},
             "pending_reason": {"type": "string", "nullable": true}, "reason": {"type": "string", "nullable": true},
             "not_before": {"type": "string", "nullable": true},
+            "deadline_risk": {"type": "string", "nullable": true, "description": "why no live node could meet the deadline at submit"},
             "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
             "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/Attempt"}},
             "events": {"type": "array", "items": {"type": "object"}}}}]}
