@@ -9,6 +9,8 @@ node="rabbit@$(hostname -s)"
 cat /tmp/resolv.conf >/etc/resolv.conf
 
 install -o rabbitmq -g rabbitmq -m 400 /run/secrets/erlang_cookie /var/lib/rabbitmq/.erlang.cookie
+# Users, their passwords and the vhost: readable by the broker only.
+install -o rabbitmq -g rabbitmq -m 400 /run/secrets/rabbitmq_definitions /etc/rabbitmq/definitions.json
 chown rabbitmq:rabbitmq /var/lib/rabbitmq
 
 # RabbitMQ does not read the container's memory limit: tell it.
