@@ -15,9 +15,9 @@ SOCK="unix://$STATE/docker.sock"
 BRIDGE=spk0 BRIDGE_NET=10.213.0 GW_BRIDGE=spk_gw GW_NET=10.213.1
 CGROUP=fogtest
 
-say() { printf '[swarm-engine] %s\n' "$*" >&2; }
-die() { echo "swarm-engine: $*" >&2; exit 1; }
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+SCRIPT_NAME=swarm-engine
+# shellcheck source=lib/processes.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib/processes.sh"
 docker_() { DOCKER_HOST=$SOCK docker "$@"; }
 
 install_packages() {
@@ -41,9 +41,15 @@ up() {
   mkdir -p "$STATE/containerd/root" "$STATE/containerd/state" "$STATE/docker" "$STATE/exec"
   chmod 700 "$STATE"
   if [ -f "$STATE/dockerd.pid" ] && pid_alive "$(cat "$STATE/dockerd.pid")" && docker_ version >/dev/null 2>&1; then
-    say "already running ($SOCK)"
-    return 0
+    say "engine already running ($SOCK)"
+  else
+    start_engine
   fi
+  ensure_swarm
+  say "up: DOCKER_HOST=$SOCK"
+}
+
+start_engine() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || {
     ip link add "$BRIDGE" type bridge
     ip addr add "$BRIDGE_NET.1/24" dev "$BRIDGE"
@@ -73,7 +79,10 @@ EOF
     --log-opt max-size=10m --log-opt max-file=2 >>"$STATE/dockerd.log" 2>&1 &
   echo $! >"$STATE/dockerd.pid"
   wait_for 60 docker_ version || die "dockerd did not answer; see $STATE/dockerd.log"
-  if ! docker_ info --format '{{.Swarm.LocalNodeState}}' | grep -q active; then
+}
+
+ensure_swarm() {
+  if [ "$(docker_ info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
     docker_ network inspect docker_gwbridge >/dev/null 2>&1 || docker_ network create --driver bridge \
       --subnet "$GW_NET.0/24" --gateway "$GW_NET.1" -o com.docker.network.bridge.name="$GW_BRIDGE" \
       -o com.docker.network.bridge.enable_icc=false -o com.docker.network.bridge.enable_ip_masquerade=false \
@@ -81,19 +90,6 @@ EOF
     docker_ swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:42377 --data-path-port 47890 \
       --default-addr-pool 10.213.128.0/17 --default-addr-pool-mask-length 24 >/dev/null
   fi
-  say "up: DOCKER_HOST=$SOCK"
-}
-
-stop_pid() { # $1: pid file
-  local pid
-  [ -f "$1" ] || return 0
-  pid=$(cat "$1")
-  if pid_alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 300); do pid_alive "$pid" || break; sleep 0.1; done
-    pid_alive "$pid" && kill -KILL "$pid"
-  fi
-  rm -f "$1"
 }
 
 down() {
@@ -107,8 +103,8 @@ down() {
     docker_ swarm leave --force >/dev/null 2>&1 || true
     docker_ network rm docker_gwbridge >/dev/null 2>&1 || true
   fi
-  stop_pid "$STATE/dockerd.pid"
-  stop_pid "$STATE/containerd.pid"
+  stop_pidfile "$STATE/dockerd.pid" 30
+  stop_pidfile "$STATE/containerd.pid" 30
   grep " $STATE" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   ip link del "$GW_BRIDGE" 2>/dev/null || true
   ip link del "$BRIDGE" 2>/dev/null || true
