@@ -15,9 +15,9 @@ SOCK="unix://$STATE/docker.sock"
 BRIDGE=spk0 BRIDGE_NET=10.213.0 GW_BRIDGE=spk_gw GW_NET=10.213.1
 CGROUP=fogtest
 
-say() { printf '[swarm-engine] %s\n' "$*" >&2; }
-die() { echo "swarm-engine: $*" >&2; exit 1; }
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+SCRIPT_NAME=swarm-engine
+# shellcheck source=lib/processes.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib/processes.sh"
 docker_() { DOCKER_HOST=$SOCK docker "$@"; }
 
 install_packages() {
@@ -92,18 +92,6 @@ ensure_swarm() {
   fi
 }
 
-stop_pid() { # $1: pid file
-  local pid
-  [ -f "$1" ] || return 0
-  pid=$(cat "$1")
-  if pid_alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 300); do pid_alive "$pid" || break; sleep 0.1; done
-    pid_alive "$pid" && kill -KILL "$pid"
-  fi
-  rm -f "$1"
-}
-
 down() {
   if [ -f "$STATE/dockerd.pid" ] && docker_ version >/dev/null 2>&1; then
     local stack
@@ -115,8 +103,8 @@ down() {
     docker_ swarm leave --force >/dev/null 2>&1 || true
     docker_ network rm docker_gwbridge >/dev/null 2>&1 || true
   fi
-  stop_pid "$STATE/dockerd.pid"
-  stop_pid "$STATE/containerd.pid"
+  stop_pidfile "$STATE/dockerd.pid" 30
+  stop_pidfile "$STATE/containerd.pid" 30
   grep " $STATE" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   ip link del "$GW_BRIDGE" 2>/dev/null || true
   ip link del "$BRIDGE" 2>/dev/null || true
