@@ -73,6 +73,52 @@ bench-sim: ## Time the simulator: 100,000 tasks on 50 nodes, each policy, releas
 	swift build -c release --product scheduler
 	.build/release/scheduler simulate scenarios/bench/large.json --timing
 
-.PHONY: clean
-clean: ## Remove build products
+.PHONY: clean-build
+clean-build: ## Remove build products
 	swift package clean
+
+# --- Docker Swarm (issue [6/9], in progress: deploy/SWARM-STATUS.md) ---
+# Without DOCKER_HOST, these use the private engine of scripts/swarm-engine.sh.
+SWARM := scripts/swarm.sh
+FOG_TARGET ?= swarm
+
+.PHONY: engine-up engine-down images up down restart status health logs logs-follow clean
+engine-up: ## Start a private Docker engine and single-node Swarm on this machine (shared/SWARM.md)
+	scripts/swarm-engine.sh up
+
+engine-down: ## Remove the private engine and everything it made; the host is left as it was
+	scripts/swarm-engine.sh down
+
+images: engine-up ## Build every image without a registry (debootstrap base, static binaries)
+	$(SWARM) images
+
+up: ## Deploy the stack from .env (refuses missing or example secrets) and wait until healthy
+	$(SWARM) up
+
+down: ## Remove the stack (volumes kept)
+	$(SWARM) down
+
+restart: down up ## Remove and deploy the stack again
+
+status: ## The stack's services and their replicas
+	@DOCKER_HOST=$${DOCKER_HOST:-unix:///var/tmp/fogscheduler/swarm/docker.sock} docker service ls
+
+health: ## One ✓/✗ line per component (FOG_TARGET=local: the local services); non-zero on any ✗
+ifeq ($(FOG_TARGET),local)
+	@$(SERVICES) status --profile $(PROFILE)
+else
+	@$(SWARM) health
+endif
+
+logs: ## The last 100 lines of every service's log
+	@for s in rabbitmq1 rabbitmq2 rabbitmq3 redis postgres scheduler fog-node; do \
+	  DOCKER_HOST=$${DOCKER_HOST:-unix:///var/tmp/fogscheduler/swarm/docker.sock} docker service logs --tail 100 fog_$$s 2>&1; done
+
+logs-follow: ## Follow the scheduler's and fog nodes' logs
+	DOCKER_HOST=$${DOCKER_HOST:-unix:///var/tmp/fogscheduler/swarm/docker.sock} docker service logs -f fog_scheduler & \
+	DOCKER_HOST=$${DOCKER_HOST:-unix:///var/tmp/fogscheduler/swarm/docker.sock} docker service logs -f fog_fog-node; wait
+
+clean: down ## Remove the stack, its volumes and the generated secrets
+	@DOCKER_HOST=$${DOCKER_HOST:-unix:///var/tmp/fogscheduler/swarm/docker.sock} sh -c \
+	  'docker volume ls -q -f label=com.docker.stack.namespace=fog | xargs -r docker volume rm >/dev/null'
+	rm -rf /var/tmp/fogscheduler/swarm/secrets

@@ -78,8 +78,8 @@ load_env() {
     elif [ ${#value} -lt 16 ]; then bad+=("$name is shorter than 16 characters"); fi
   done
   if [ ${#bad[@]} -gt 0 ]; then
-    local IFS=';'
-    die "refusing to deploy: ${bad[*]}"
+    printf -v name '%s; ' "${bad[@]}"
+    die "refusing to deploy: ${name%; } (set them in ${FOG_ENV_FILE:-.env})"
   fi
   MQ_ADMIN_USER=${MQ_ADMIN_USER:-admin}
   PG_USER=${PG_USER:-fog}
