@@ -183,7 +183,69 @@ health() {
   return $failed
 }
 
+# --- make test-failover: faults injected while tasks flow; recovery times; exactly-once ---
+
+redis_cli() { docker exec "$(container redis)" redis-cli --no-auth-warning -a "$REDIS_PASS" "$@"; }
+psql_() { docker exec "$(container postgres)" psql -U "$PG_USER" -d "${PG_DATABASE:-fog}" -At -c "$1"; }
+api() { docker exec -e FOG_API_TOKEN="$FOG_API_TOKENS" "$(container scheduler)" scheduler "$@"; }
+
+# Submits 50 short tasks through whichever scheduler answers, retrying while none does.
+submit_wave() {
+  for _ in $(seq 1 60); do
+    api submit --kind sleep --seconds 0.2 --count 50 --json >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# $1: what, $2: command that injects the fault. Prints the time until health passes again
+# and until every task submitted so far has ended.
+fault() {
+  local what=$1 t0 healthy ended
+  t0=$SECONDS
+  eval "$2"
+  submit_wave || { echo "✗ $what: no scheduler accepted tasks for 60 s"; return 1; }
+  for _ in $(seq 1 120); do health >/dev/null 2>&1 && break; sleep 1; done
+  healthy=$((SECONDS - t0))
+  for _ in $(seq 1 120); do
+    [ "$(psql_ "SELECT count(*) FROM tasks WHERE status NOT IN ('succeeded','failed','dead','cancelled','timed_out','resource_exceeded')")" = 0 ] && break
+    sleep 1
+  done
+  ended=$((SECONDS - t0))
+  local bad twice
+  bad=$(psql_ "SELECT count(*) FROM tasks WHERE status <> 'succeeded'")
+  twice=$(psql_ "SELECT count(*) FROM (SELECT task_id FROM attempts WHERE status = 'succeeded' GROUP BY task_id HAVING count(*) > 1) x")
+  if [ "$bad" = 0 ] && [ "$twice" = 0 ] && health >/dev/null 2>&1; then
+    echo "✓ $what: healthy after ${healthy} s, every task done after ${ended} s, each succeeded once"
+  else
+    echo "✗ $what: healthy after ${healthy} s; $bad tasks not succeeded, $twice succeeded twice"
+    return 1
+  fi
+}
+
+test_failover() {
+  load_env
+  local master other failed=0
+  health >/dev/null || die "the stack is not healthy to begin with (make health)"
+  submit_wave
+  master=$(redis_cli get rabbitmq:cluster:master | sed 's/^rabbit@//')
+  [ -n "$master" ] || master=rabbitmq1
+  fault "RabbitMQ master $master killed" "docker kill \$(container $master) >/dev/null" || failed=1
+  other=rabbitmq1; [ "$master" = rabbitmq1 ] && other=rabbitmq2
+  fault "RabbitMQ $other killed" "docker kill \$(container $other) >/dev/null" || failed=1
+  fault "Redis killed" "docker kill \$(container redis) >/dev/null" || failed=1
+  local leader
+  leader=$(redis_cli get fog:scheduler:leader)
+  fault "scheduler leader $leader killed" "docker kill \$(docker ps -q -f label=com.docker.swarm.service.name=${STACK}_scheduler | while read -r c; do docker exec \$c printenv FOG_INSTANCE_ID | grep -qx '$leader' && echo \$c; done) >/dev/null" || failed=1
+  fault "a fog-node container killed" "docker kill \$(container fog-node) >/dev/null" || failed=1
+  fault "fog-node scaled to 3" "docker service scale -d ${STACK}_fog-node=3 >/dev/null" || failed=1
+  fault "fog-node scaled back to 2" "docker service scale -d ${STACK}_fog-node=2 >/dev/null" || failed=1
+  echo "$(psql_ "SELECT count(*) FROM tasks") tasks in all"
+  return $failed
+}
+
 case "${1:-}" in
+  test-failover) test_failover ;;
   images) images ;;
   up) up ;;
   down) down ;;
