@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         // C libraries from Debian, wrapped as they are: a modulemap and a shim header each.
@@ -50,7 +51,7 @@ let package = Package(
         // The pure core: model, wire messages, configuration. No I/O, no clock reads.
         .target(name: "FogCore"),
         // The discrete-event simulator that runs FogCore's placement policies on a virtual clock.
-        .target(name: "FogSimulator", dependencies: ["FogCore"]),
+        .target(name: "FogSimulator", dependencies: ["FogCore", .product(name: "HeapModule", package: "swift-collections")]),
 
         // What the three services share: reading FOG_* settings, checking the servers they need.
         .target(

@@ -1,4 +1,5 @@
 import FogCore
+import HeapModule
 
 /// A deterministic discrete-event simulation of the scheduler on a virtual clock. It drives
 /// the live dispatcher's placement code (`BatchPlacement` with a `PlacementPolicy`) and keeps
@@ -45,41 +46,18 @@ private struct Event: Comparable {
     static func == (a: Event, b: Event) -> Bool { (a.time, a.sequence) == (b.time, b.sequence) }
 }
 
-/// A binary min-heap of events.
+/// Events in time order (ties in the order they were scheduled), on swift-collections' Heap.
 private struct EventQueue {
-    private var heap: [Event] = []
+    private var heap = Heap<Event>()
     private var sequence = 0
-    var isEmpty: Bool { heap.isEmpty }
-    var nextTime: Double? { heap.first?.time }
+    var nextTime: Double? { heap.min?.time }
 
     mutating func push(_ time: Double, _ kind: EventKind) {
         sequence += 1
-        heap.append(Event(time: time, sequence: sequence, kind: kind))
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if heap[i] < heap[parent] { heap.swapAt(i, parent); i = parent } else { break }
-        }
+        heap.insert(Event(time: time, sequence: sequence, kind: kind))
     }
 
-    mutating func pop() -> Event {
-        let top = heap[0]
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            var i = 0
-            while true {
-                let (l, r) = (2 * i + 1, 2 * i + 2)
-                var m = i
-                if l < heap.count && heap[l] < heap[m] { m = l }
-                if r < heap.count && heap[r] < heap[m] { m = r }
-                if m == i { break }
-                heap.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
-    }
+    mutating func pop() -> Event { heap.removeMin() }
 }
 
 /// Pending tasks in dispatch order: per class, sorted by (deadline, arrival, index). Placed
@@ -134,8 +112,7 @@ private struct Engine {
 
     let scenario: Scenario
     let workload: Workload
-    let options: Options
-    typealias Options = Simulation.Options
+    let options: Simulation.Options
     var placement: BatchPlacement
 
     var events = EventQueue()
@@ -164,7 +141,7 @@ private struct Engine {
     /// Every node, empty: what submit checks a task against.
     let everyNode: [NodeCandidate]
 
-    init(scenario: Scenario, workload: Workload, options: Options, policy: any PlacementPolicy) {
+    init(scenario: Scenario, workload: Workload, options: Simulation.Options, policy: any PlacementPolicy) {
         self.scenario = scenario
         self.workload = workload
         self.options = options
@@ -340,7 +317,8 @@ private struct Engine {
         pending.remove(task, priority: t.spec.priority.rank)
         if let key = t.spec.affinityKey { peakActivePerKey = max(peakActivePerKey, placement.activeByKey[key, default: 0]) }
         let info = workload.nodes[n]
-        let network = t.spec.constraints.origin.map { 2 * (info.latency(from: $0) ?? 100) / 1000 } ?? 0
+        // The same network time that placement expects: a live node always has a slot.
+        let network = placement.candidates[slot[n]!].networkSeconds(for: t.spec)
         if let origin = t.spec.constraints.origin, origin != info.zone { networkMB += t.dataMB }
         events.push(now + network + t.work / info.speed, .finish(task: task, attempt: attempt[task]))
     }
