@@ -13,6 +13,10 @@ install -o rabbitmq -g rabbitmq -m 400 /run/secrets/erlang_cookie /var/lib/rabbi
 install -o rabbitmq -g rabbitmq -m 400 /run/secrets/rabbitmq_definitions /etc/rabbitmq/definitions.json
 chown rabbitmq:rabbitmq /var/lib/rabbitmq
 
+# The management UI (make rabbitmq-ui) and the Prometheus endpoint (:15692), unless the image
+# already chose its plugins (the official management image does).
+[ -f /etc/rabbitmq/enabled_plugins ] || echo '[rabbitmq_management,rabbitmq_prometheus].' >/etc/rabbitmq/enabled_plugins
+
 # RabbitMQ does not read the container's memory limit: tell it.
 if [ -n "${RABBITMQ_MEMORY_LIMIT:-}" ]; then
   cp /etc/rabbitmq/rabbitmq.conf /tmp/rabbitmq.conf
