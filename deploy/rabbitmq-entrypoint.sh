@@ -30,6 +30,18 @@ if [ -f /var/lib/rabbitmq/force_boot ]; then
   setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq rabbitmqctl force_boot || true
 fi
 
+# A peer notices a dead node only after net_ticktime (60 s by default: 10 s here). A node killed
+# and restarted at once finds its peers still connected to its previous incarnation, and
+# Erlang's `global` then hangs its boot in rabbit_node_monitor:global_sync (seen on Swarm: more
+# than 10 minutes). So every peer that answers drops that stale connection first.
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-} -kernel net_ticktime 10"
+for peer in $(echo "${FOG_CLUSTER_NODES:-}" | tr , ' '); do
+  [ "$peer" = "$node" ] && continue
+  timeout 20 setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq \
+    rabbitmqctl -n "$peer" -q eval "erlang:disconnect_node('$node')." >/dev/null 2>&1 \
+    && echo "fog-rabbitmq-entrypoint: $peer holds no connection to an earlier $node now" || true
+done
+
 # clusterctl joins this node to the elected master's cluster through Redis, one at a time,
 # and keeps it there (heartbeats, rejoin after a reset).
 clusterctl run --node "$node" &

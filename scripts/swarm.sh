@@ -101,6 +101,10 @@ images() {
     # The offline base runs Redis and PostgreSQL too; otherwise compose.yml's official defaults.
     if [ -n "$data_base" ]; then echo "FOG_REDIS_IMAGE=$data_base"; echo "FOG_POSTGRES_IMAGE=$data_base"; fi
   } >"$STATE/images.env"
+  # Earlier builds' images are dead weight on the engine's disk (those in use stay).
+  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^fogscheduler/' | grep -v ":$TAG\$" \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
+  docker image prune -f >/dev/null 2>&1 || true
   docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E "fogscheduler/.*:$TAG|fog/bookworm" >&2
 }
 
@@ -181,6 +185,7 @@ ACL
   echo "postgres://$PG_USER:$PG_PASS@postgres:5432/$PG_DATABASE" >"$dir/scheduler_database_url"
   printf '%s' "$PG_PASS" >"$dir/pg_pass"
   printf '%s' "$FOG_API_TOKENS" >"$dir/api_tokens"
+  [ "${FOG_MONITORING:-false}" != true ] || printf '%s' "$GRAFANA_ADMIN_PASS" >"$dir/grafana_admin_pass"
   umask 022
   export FOG_SWARM_SECRETS=$dir
 }
@@ -246,7 +251,8 @@ deploy() { # docker stack deploy with the files in use (compose.yml, and the mon
 
 up() {
   load_env
-  [ "${FOG_MONITORING:-false}" != true ] || [ ${#GRAFANA_ADMIN_PASS} -ge 16 ] \
+  local grafana=${GRAFANA_ADMIN_PASS:-}
+  [ "${FOG_MONITORING:-false}" != true ] || [ ${#grafana} -ge 16 ] \
     || die "refusing to deploy: FOG_MONITORING=true needs GRAFANA_ADMIN_PASS (16+ characters) in ${FOG_ENV_FILE:-.env}"
   write_secrets
   local started=$SECONDS
@@ -599,6 +605,7 @@ test_swarm() {
     $engine_was_up || "$ROOT/scripts/swarm-engine.sh" down
   }
   trap teardown EXIT
+  trap 'exit 130' INT TERM  # so that an interrupted run tears down too
   "$ROOT/scripts/swarm-engine.sh" up
   # The stack publishes fixed host ports: another stack on this engine would hold them.
   if [ -n "$(docker stack ls --format '{{.Name}}' 2>/dev/null)" ]; then
