@@ -591,18 +591,26 @@ test_failover() {
 # --- make test-swarm: the whole deployment from nothing, and back to nothing -------------------------
 
 test_swarm() {
-  local started=$SECONDS engine_was_up=false failed=0 ids
+  local started=$SECONDS engine_was_up=false state_existed=false cache_existed=false images_env_existed=false failed=0 ids
   "$ROOT/scripts/swarm-engine.sh" status >/dev/null 2>&1 && engine_was_up=true
+  [ -d "$STATE" ] && state_existed=true
+  [ -d "$STATE/images" ] && cache_existed=true
+  [ -f "$STATE/images.env" ] && images_env_existed=true
   # The test's own secrets and stack name: never the developer's .env or stack.
   export FOG_ENV_FILE=$STATE/test-swarm.env FOG_STACK=fogtest
   STACK=fogtest
   mkdir -p "$STATE"
   write_test_env "$FOG_ENV_FILE"
+  # Everything this run made goes again: the stack, its volumes and secrets, the engine if it
+  # started it, and the cached base and image list if they were not there before.
   teardown() {
     say "teardown"
     clean || true
     rm -f "$FOG_ENV_FILE"
     $engine_was_up || "$ROOT/scripts/swarm-engine.sh" down
+    $images_env_existed || rm -f "$STATE/images.env"
+    $cache_existed || rm -rf "$STATE/images"
+    $state_existed || rm -rf "$STATE"
   }
   trap teardown EXIT
   trap 'exit 130' INT TERM  # so that an interrupted run tears down too

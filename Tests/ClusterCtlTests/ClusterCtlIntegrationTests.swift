@@ -29,6 +29,14 @@ struct ClusterCtlIntegrationTests {
         return try #require(took, "the cluster did not form")
     }
 
+    /// Starts rmq1's clusterctl alone and waits until it is master of a one-node cluster.
+    func makeRmq1Master(_ lab: RabbitLab) async throws {
+        try lab.startAgent("rmq1")
+        _ = try #require(await lab.waitFor(.seconds(60)) {
+            try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
+        }, "rmq1 did not become master")
+    }
+
     @Test func formsFailsOverAndRejoinsAfterAKillAndAWipe() async throws {
         let lab = try RabbitLab()
         try await lab.start()
@@ -109,10 +117,7 @@ struct ClusterCtlIntegrationTests {
         let lab = try RabbitLab()
         try await lab.start()
         defer { try? lab.stop() }
-        try lab.startAgent("rmq1")
-        _ = try #require(await lab.waitFor(.seconds(60)) {
-            try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
-        }, "rmq1 did not become master")
+        try await makeRmq1Master(lab)
 
         var joined = 0
         var times: [Duration] = []
@@ -149,10 +154,7 @@ struct ClusterCtlIntegrationTests {
         let lab = try RabbitLab()
         try await lab.start()
         defer { try? lab.stop() }
-        try lab.startAgent("rmq1")
-        _ = try #require(await lab.waitFor(.seconds(60)) {
-            try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
-        }, "rmq1 did not become master")
+        try await makeRmq1Master(lab)
         try lab.createBrokerUser(on: "rmq1")
         let connection = try await AMQPConnection.connect(AMQPConfiguration(urls: try lab.brokerURLs()[0], connectionName: "lab-declare"))
         defer { connection.close() }
