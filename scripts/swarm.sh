@@ -122,7 +122,7 @@ read_env() {
   MQ_ADMIN_USER=${MQ_ADMIN_USER:-admin}
   PG_USER=${PG_USER:-fog}
   PG_DATABASE=${PG_DATABASE:-fog}
-  API_TOKEN=${FOG_API_TOKENS%%,*}; API_TOKEN=${API_TOKEN%%:*}
+  API_TOKEN=${FOG_API_TOKENS:-}; API_TOKEN=${API_TOKEN%%,*}; API_TOKEN=${API_TOKEN%%:*}
 }
 
 # read_env, then refuses (naming each one) a secret that is missing, short or the example's.
@@ -220,7 +220,7 @@ rabbitmqctl_() { # rabbitmqctl on the first RabbitMQ node that answers
   echo "no RabbitMQ node answers" >&2; return 1
 }
 redis_() {
-  if local_target; then services cli redis-cli "$@"; else in_service redis redis-cli --no-auth-warning -a "$REDIS_PASS" "$@"; fi
+  if local_target; then services cli redis-cli "$@"; else in_service redis redis-cli --no-auth-warning -a "${REDIS_PASS:-}" "$@"; fi
 }
 psql_() {
   if local_target; then services cli psql "$@"; else in_service postgres psql -U "$PG_USER" -d "$PG_DATABASE" "$@"; fi
@@ -457,7 +457,7 @@ rabbitmq_ui() { # the management UI's address on this host, and whether it answe
 
 purge() {
   read_env
-  confirm "This removes every message from every queue in vhost fog; tasks already dispatched stay recorded in PostgreSQL."
+  confirm "This removes every message from every queue in vhost fog: tasks already dispatched to a fog node will not run (they stay queued in PostgreSQL until cancelled)."
   local queue count=0
   for queue in $(rabbitmqctl_ -q list_queues -p fog name --formatter json | jq -r '.[].name'); do
     rabbitmqctl_ -q purge_queue -p fog "$queue" >/dev/null && count=$((count + 1))
