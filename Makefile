@@ -73,6 +73,99 @@ bench-sim: ## Time the simulator: 100,000 tasks on 50 nodes, each policy, releas
 	swift build -c release --product scheduler
 	.build/release/scheduler simulate scenarios/bench/large.json --timing
 
-.PHONY: clean
-clean: ## Remove build products
+.PHONY: clean-build
+clean-build: ## Remove build products
 	swift package clean
+
+# --- Docker Swarm: the production deployment (docs/DEPLOY.md) ---
+# The stack is deployed on DOCKER_HOST, or on the private engine of scripts/swarm-engine.sh.
+# FOG_TARGET=local points status, health, monitor, rabbitmq, redis, postgres, the -cli targets,
+# purge, redis-flush, redis-clear-cluster and postgres-*-db at the local services (PROFILE=dev).
+SWARM := scripts/swarm.sh
+export FOG_TARGET PROFILE
+
+.PHONY: engine-up engine-down images up down restart clean status health monitor debug logs logs-follow
+engine-up: ## Start a private Docker engine and single-node Swarm here (when there is no engine)
+	scripts/swarm-engine.sh up
+
+engine-down: ## Remove the private engine and everything it made; the host is left as it was
+	scripts/swarm-engine.sh down
+
+images: engine-up ## Build the images (on the official bases, or offline on a debootstrap Debian base)
+	$(SWARM) images
+
+up: ## Deploy the stack from .env (refuses missing or example secrets) and wait until healthy
+	$(SWARM) up
+
+down: ## Remove the stack (volumes kept) and the generated secrets folder
+	$(SWARM) down
+
+restart: ## Remove and deploy the stack again (after changing .env, configs or secrets)
+	$(SWARM) down
+	$(SWARM) up
+
+clean: ## Remove the stack, its volumes and the generated secrets (all data is lost)
+	$(SWARM) clean
+
+status: ## The services, their replicas and running tasks
+	@$(SWARM) status
+
+health: ## One ✓/✗ line per component (nodes, cluster, quorum members, leader, heartbeats); non-zero on any ✗
+	@$(SWARM) health
+
+monitor: ## Health every 5 s until interrupted (INTERVAL=s, ROUNDS=n)
+	@$(SWARM) monitor
+
+debug: ## Engine, nodes, failed tasks, container memory, disk, health and recent logs
+	@$(SWARM) debug
+
+logs: ## The last 100 lines of every service's log (TAIL=n)
+	@$(SWARM) logs
+
+logs-follow: ## Follow every service's log until interrupted
+	@$(SWARM) logs-follow
+
+.PHONY: rabbitmq redis postgres rabbitmq-cli redis-cli postgres-cli rabbitmq-ui
+rabbitmq: ## RabbitMQ: the cluster, the queues of vhost fog (members, leaders), the users
+	@$(SWARM) rabbitmq
+
+redis: ## Redis: server, keys by kind, clusterctl's master and members, the scheduler leader
+	@$(SWARM) redis
+
+postgres: ## PostgreSQL: version, databases, tasks by status
+	@$(SWARM) postgres
+
+rabbitmq-cli: ## A shell on a RabbitMQ node (rabbitmqctl, rabbitmq-queues)
+	@$(SWARM) rabbitmq-cli
+
+redis-cli: ## redis-cli as the administrator
+	@$(SWARM) redis-cli
+
+postgres-cli: ## psql on the scheduler's database
+	@$(SWARM) postgres-cli
+
+rabbitmq-ui: ## Where the RabbitMQ management UI answers, and as whom to log in
+	@$(SWARM) rabbitmq-ui
+
+.PHONY: purge redis-flush redis-clear-cluster postgres-create-db postgres-drop-db
+purge: ## Remove every message from every queue (asks; CONFIRM=yes)
+	@$(SWARM) purge
+
+redis-flush: ## Delete every Redis key; rebuilt within a heartbeat (asks; CONFIRM=yes)
+	@$(SWARM) redis-flush
+
+redis-clear-cluster: ## Delete clusterctl's state in Redis; a master is elected again (asks; CONFIRM=yes)
+	@$(SWARM) redis-clear-cluster
+
+postgres-create-db: ## Create the database if missing and migrate it
+	@$(SWARM) postgres-create-db
+
+postgres-drop-db: ## Drop the database: every task is lost (asks; CONFIRM=yes)
+	@$(SWARM) postgres-drop-db
+
+.PHONY: test-failover test-swarm
+test-failover: ## Against the stack, while tasks flow: kill the RabbitMQ master, another node, Redis, the leader, a fog node; scale
+	$(SWARM) test-failover
+
+test-swarm: ## From nothing: private engine, images, up, health, 200 tasks, test-failover, then everything removed
+	$(SWARM) test-swarm

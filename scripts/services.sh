@@ -7,6 +7,9 @@
 #   scripts/services.sh up|down|status|env|wipe [--profile dev|test]
 #   scripts/services.sh kill-node|start-node rmqN|redis|postgres [--profile ...]  (failure tests)
 #   scripts/services.sh stop-node|wipe-node rmqN [--profile ...]
+#   scripts/services.sh cli rabbitmqctl|redis-cli|psql|shell [ARGS...] [--profile ...]
+#       a client as the services' administrator (rabbitmqctl on rmq1; `shell`: a shell with
+#       rmq1's environment), for `make rabbitmq|redis|postgres[-cli] FOG_TARGET=local`
 #
 # A `clusterctl run` beside each RabbitMQ node forms the cluster through Redis (it is built
 # first if needed). The lab profile starts three RabbitMQ nodes only, without clusterctl:
@@ -18,14 +21,15 @@ set -euo pipefail
 PROFILE=dev
 COMMAND=${1:-help}
 shift || true
-TARGET=""
+ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) PROFILE=${2:?--profile needs dev, test, lab or bench}; shift 2 ;;
     --profile=*) PROFILE=${1#--profile=}; shift ;;
-    *) TARGET=$1; shift ;;
+    *) ARGS+=("$1"); shift ;;
   esac
 done
+TARGET=${ARGS[0]:-}
 
 # Port plan: every port can be overridden from the environment.
 case "$PROFILE" in
@@ -483,6 +487,17 @@ case "$COMMAND" in
     rm -rf "$(node_dir "$TARGET")/mnesia"
     log "wiped $TARGET"
     ;;
+  cli)
+    [ -d "$STATE" ] || die "services are not set up for profile $PROFILE (run: $0 up --profile $PROFILE)"
+    load_secrets
+    case "$TARGET" in
+      rabbitmqctl) rmq rmq1 rabbitmqctl "${ARGS[@]:1}" ;;
+      shell) rmq rmq1 bash "${ARGS[@]:1}" ;;
+      redis-cli) redis-cli -p "$REDIS_PORT" --no-auth-warning -a "$REDIS_ADMIN_PASS" "${ARGS[@]:1}" ;;
+      psql) pg psql -h "$STATE/pg/run" -p "$PG_PORT" -U postgres -d fog "${ARGS[@]:1}" ;;
+      *) die "cli takes rabbitmqctl, redis-cli, psql or shell" ;;
+    esac
+    ;;
   status) status ;;
   env) print_env ;;
   wipe)
@@ -493,7 +508,7 @@ case "$COMMAND" in
     ;;
   install) install_packages ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     [ "$COMMAND" = help ] || exit 2
     ;;
 esac

@@ -24,6 +24,7 @@ install_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v jq >/dev/null || missing+=(jq)
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 "${missing[@]}" >/dev/null

@@ -24,6 +24,8 @@ public struct ClusterAgent: Sendable {
     final class Shared: Sendable {
         let lease: Mutex<MasterLease>
         let localStatus = Mutex<RabbitClusterStatus?>(nil)
+        /// When the master last looked for quorum queues short of members.
+        let lastReplicationCheck = Mutex<ContinuousClock.Instant?>(nil)
 
         init(leaseTTL: Duration) { lease = Mutex(MasterLease(ttl: leaseTTL)) }
     }
@@ -159,6 +161,7 @@ public struct ClusterAgent: Sendable {
             if isMaster {
                 try await register()
                 try await prune()
+                try await replicateQueues(running: status.runningNodes)
                 return true
             }
             guard let master = try await redis.get(ClusterKeys.master) else { return false }
@@ -199,6 +202,25 @@ public struct ClusterAgent: Sendable {
             logger.warning("pruned a member whose heartbeat expired", metadata: ["member": "\(member)"])
         }
         return stale
+    }
+
+    /// As master, every `queueReplicationInterval`: grows quorum queues onto the running nodes
+    /// they lack (QueueReplication), so that no queue lives on fewer nodes than the cluster has.
+    func replicateQueues(running: Set<String>) async throws {
+        let now = ContinuousClock.now
+        let due = shared.lastReplicationCheck.withLock { last in
+            guard last.map({ now - $0 >= configuration.queueReplicationInterval }) ?? true else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        let queues = try await rabbit.quorumQueues(on: node)
+        for target in QueueReplication.nodesToGrow(queues, running: running) {
+            let short = queues.filter { !$0.members.contains(target) }.map(\.name)
+            try await rabbit.growQueues(onto: target)
+            logger.notice("grew quorum queues onto a member they lacked",
+                          metadata: ["member": "\(target)", "queues": "\(short.count)", "first": "\(short.prefix(3))"])
+        }
     }
 
     /// The plan for joining `master`'s cluster now, from both nodes' views.
@@ -270,6 +292,8 @@ public struct ClusterAgent: Sendable {
             return
         case .join:
             try await rabbit.resetAndJoin(node, master: master)
+            // Queues declared before this node joined have no member here yet.
+            try await rabbit.growQueues(onto: node)
         case .forgetThenJoin:
             try await rabbit.resetAndJoin(node, master: master, forgetFirst: true)
             try await rabbit.growQueues(onto: node)

@@ -18,6 +18,9 @@ public struct ClusterCtlConfiguration: Sendable {
     static func tick(for lease: Duration) -> Duration {
         min(.seconds(1), max(.milliseconds(200), lease / 10))
     }
+    /// How often the master looks for quorum queues short of a running member (two CLI calls
+    /// per vhost) and grows them.
+    public var queueReplicationInterval: Duration = .seconds(30)
     /// How long one join may hold the join lock.
     public var joinLockTTL: Duration = .seconds(60)
 
@@ -34,6 +37,9 @@ public struct ClusterCtlConfiguration: Sendable {
         }
         guard heartbeatInterval > .zero, heartbeatTTL > heartbeatInterval else {
             throw fail("the heartbeat TTL (\(heartbeatTTL)) must be longer than its interval (\(heartbeatInterval))")
+        }
+        guard queueReplicationInterval > .zero else {
+            throw fail("the queue replication interval (\(queueReplicationInterval)) must be positive")
         }
         guard masterLease >= tick * 3 else {
             throw fail("the master lease (\(masterLease)) must be at least three ticks (\(tick)) to be renewed in time")

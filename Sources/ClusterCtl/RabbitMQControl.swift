@@ -122,6 +122,20 @@ extension RabbitMQControl {
         try await checked(.ctl, node: member, ["forget_cluster_node", node])
     }
 
+    /// Every quorum queue in every vhost, with its members, as `node` sees them.
+    public func quorumQueues(on node: String) async throws -> [QueueReplication.Queue] {
+        let vhosts = try await checked(.ctl, node: node, ["list_vhosts", "name", "--formatter", "json"])
+        let names = (try JSONSerialization.jsonObject(with: Data(vhosts.utf8)) as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        var queues: [QueueReplication.Queue] = []
+        for vhost in names {
+            let json = try await checked(.ctl, node: node, ["list_queues", "-p", vhost, "name", "type", "members", "--formatter", "json"])
+            for row in try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? [] where row["type"] as? String == "quorum" {
+                queues.append(QueueReplication.Queue(name: "\(vhost)/\(row["name"] as? String ?? "?")", members: row["members"] as? [String] ?? []))
+            }
+        }
+        return queues
+    }
+
     /// Adds a replica on `node` to every quorum queue that lacks one.
     public func growQueues(onto node: String) async throws {
         try await checked(.queues, node: node, ["grow", node, "all"])

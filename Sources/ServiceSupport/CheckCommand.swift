@@ -6,7 +6,7 @@ import Foundation
 public func runConnectivityCheck(services: [ServiceEnvironment.Service]) async -> Int32 {
     let environment: ServiceEnvironment
     do {
-        environment = try ServiceEnvironment(environment: ProcessInfo.processInfo.environment, required: Set(services))
+        environment = try ServiceEnvironment(environment: try ServiceSettings.environment(), required: Set(services))
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         return 2

@@ -29,9 +29,11 @@ struct ClusterOptions: ParsableArguments {
     var heartbeatTTL: Int = 30
     @Option(help: "Seconds the master key lives without renewal.")
     var masterLease: Int = 10
+    @Option(help: "Seconds between the master's checks for quorum queues short of a running member.")
+    var queueReplicationInterval: Int = 30
 
     func settings() throws -> ClusterCtlConfiguration {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = try ServiceSettings.environment()
         guard let node = node ?? environment["FOG_RABBITMQ_NODE"] ?? environment["RABBITMQ_NODENAME"], !node.isEmpty else {
             throw ValidationError("no node: give --node or set FOG_RABBITMQ_NODE")
         }
@@ -42,6 +44,7 @@ struct ClusterOptions: ParsableArguments {
         configuration.heartbeatInterval = .seconds(heartbeatInterval)
         configuration.heartbeatTTL = .seconds(heartbeatTTL)
         configuration.masterLease = .seconds(masterLease)
+        configuration.queueReplicationInterval = .seconds(queueReplicationInterval)
         do { try configuration.validate() } catch { throw ValidationError("\(error)") }
         return configuration
     }

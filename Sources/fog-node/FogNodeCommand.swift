@@ -23,7 +23,7 @@ struct FogNodeCommand: AsyncParsableCommand {
         @Option(help: "Its zone (FOG_NODE_ZONE).") var zone: String?
 
         func run() async throws {
-            var environment = ProcessInfo.processInfo.environment
+            var environment = try ServiceSettings.environment()
             if let id { environment["FOG_NODE_ID"] = id }
             if let zone { environment["FOG_NODE_ZONE"] = zone }
             let configuration: FogNodeConfiguration

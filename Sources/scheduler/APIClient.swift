@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ServiceSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -12,7 +13,7 @@ struct APIOptions: ParsableArguments {
     @Flag(help: "Print the API's JSON instead of a table.") var json = false
 
     func request(_ method: String, _ path: String, body: Data? = nil) async throws -> Data {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = try ServiceSettings.environment()
         let base = url ?? environment["FOG_API_URL"] ?? "http://127.0.0.1:8080"
         guard let target = URL(string: base + path) else { throw ValidationError("invalid API URL \(base)") }
         var request = URLRequest(url: target)

@@ -29,6 +29,14 @@ struct ClusterCtlIntegrationTests {
         return try #require(took, "the cluster did not form")
     }
 
+    /// Starts rmq1's clusterctl alone and waits until it is master of a one-node cluster.
+    func makeRmq1Master(_ lab: RabbitLab) async throws {
+        try lab.startAgent("rmq1")
+        _ = try #require(await lab.waitFor(.seconds(60)) {
+            try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
+        }, "rmq1 did not become master")
+    }
+
     @Test func formsFailsOverAndRejoinsAfterAKillAndAWipe() async throws {
         let lab = try RabbitLab()
         try await lab.start()
@@ -109,10 +117,7 @@ struct ClusterCtlIntegrationTests {
         let lab = try RabbitLab()
         try await lab.start()
         defer { try? lab.stop() }
-        try lab.startAgent("rmq1")
-        _ = try #require(await lab.waitFor(.seconds(60)) {
-            try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
-        }, "rmq1 did not become master")
+        try await makeRmq1Master(lab)
 
         var joined = 0
         var times: [Duration] = []
@@ -140,6 +145,43 @@ struct ClusterCtlIntegrationTests {
         }
         #expect(joined == 5)
         print("clusterctl: two simultaneous joins completed \(joined)/5 times, in \(times.map { "\($0)" }.joined(separator: ", "))")
+    }
+
+    /// RabbitMQ places a quorum queue's members among the nodes running when it is declared and
+    /// never grows it: seen on Swarm, where fog nodes declared their queues on the first node
+    /// before the others had joined, and those queues lived on one node only.
+    @Test func queuesDeclaredBeforeAJoinOrShortOfAMemberGetEveryMember() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+        try await makeRmq1Master(lab)
+        try lab.createBrokerUser(on: "rmq1")
+        let connection = try await AMQPConnection.connect(AMQPConfiguration(urls: try lab.brokerURLs()[0], connectionName: "lab-declare"))
+        defer { connection.close() }
+        let early = "fog.lab.declared-alone", during = "fog.lab.member-lost"
+        try await connection.declareQueue(early, arguments: .quorumQueue())
+        #expect(lab.quorumMembers(early, via: "rmq1") == [RabbitLab.node("rmq1")])
+
+        // The others join: each grows the queues onto itself as it joins.
+        try lab.startAgent("rmq2")
+        try lab.startAgent("rmq3")
+        let everyone = Set(names.map(RabbitLab.node))
+        let grownIn = try #require(await lab.waitFor(.seconds(150)) {
+            lab.formed(names) && lab.quorumMembers(early, via: "rmq1") == everyone
+        }, "the early queue did not get all three members: \(lab.quorumMembers(early, via: "rmq1"))")
+
+        // A queue that lost a member (a join whose grow failed, an operator's delete_member) is
+        // grown back by the master within its replication interval.
+        try await connection.declareQueue(during, arguments: .quorumQueue())
+        _ = try lab.rabbitmq("rmq1", ["rabbitmq-queues", "-q", "delete_member", "-p", "fog", during, RabbitLab.node("rmq3")])
+        #expect(lab.quorumMembers(during, via: "rmq1") == Set(["rmq1", "rmq2"].map(RabbitLab.node)))
+        let repairedIn = try #require(await lab.waitFor(.seconds(60)) {
+            lab.quorumMembers(during, via: "rmq1") == everyone
+        }, "the master did not grow the queue back onto rmq3: \(lab.quorumMembers(during, via: "rmq1"))")
+        try await connection.deleteQueue(early)
+        try await connection.deleteQueue(during)
+        print("clusterctl: a queue declared on a lone master had 3 members \(grownIn) after the joins began; "
+              + "one that lost a member had it back \(repairedIn) later")
     }
 
     @Test func aRedisOutageChangesNothingAndStatusIsConsistentAfterIt() async throws {

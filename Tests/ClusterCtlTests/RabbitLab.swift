@@ -15,7 +15,7 @@ final class RabbitLab: @unchecked Sendable {
     private(set) var agents: [String: pid_t] = [:]
 
     /// Fast timings so that the tests wait seconds, not minutes.
-    static let heartbeatInterval = 3, heartbeatTTL = 9, masterLease = 5
+    static let heartbeatInterval = 3, heartbeatTTL = 9, masterLease = 5, queueReplicationInterval = 5
 
     init() throws {
         directory = URL(fileURLWithPath: TestServices.servicesDirectory).deletingLastPathComponent().appendingPathComponent("lab").path
@@ -58,6 +58,7 @@ final class RabbitLab: @unchecked Sendable {
         let env = "\(directory)/rmq/\(name)/env.sh"
         let command = ". '\(env)' && exec '\(clusterctl)' run --node \(Self.node(name)) --redis-url '\(redisURL)'"
             + " --heartbeat-interval \(Self.heartbeatInterval) --heartbeat-ttl \(Self.heartbeatTTL) --master-lease \(Self.masterLease)"
+            + " --queue-replication-interval \(Self.queueReplicationInterval)"
         let pid = try CommandRunner.spawnDetached(["/bin/bash", "-c", command], logFile: "\(directory)/rmq/\(name)/clusterctl.log")
         agents[name] = pid
         // Recorded, so that `services.sh down --profile lab` stops it even if this test process dies.

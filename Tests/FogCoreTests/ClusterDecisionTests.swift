@@ -107,3 +107,28 @@ import Testing
         #expect(throws: RabbitClusterStatus.ParseError.self) { try RabbitClusterStatus(json: "{}") }
     }
 }
+
+@Suite struct QueueReplicationTests {
+    typealias Queue = QueueReplication.Queue
+    static let running: Set<String> = ["rabbit@a", "rabbit@b", "rabbit@c"]
+
+    @Test func queuesDeclaredOnALoneNodeAreGrownOntoTheOthers() {
+        // As seen on Swarm: fog nodes declared their queues before the cluster had formed.
+        let queues = [Queue(name: "fog/fog.events", members: ["rabbit@c"]),
+                      Queue(name: "fog/fog.node.n1.high", members: ["rabbit@a", "rabbit@b", "rabbit@c"])]
+        #expect(QueueReplication.nodesToGrow(queues, running: Self.running) == ["rabbit@a", "rabbit@b"])
+    }
+
+    @Test func wholeQueuesNeedNothing() {
+        let queues = [Queue(name: "fog/q", members: ["rabbit@c", "rabbit@a", "rabbit@b"])]
+        #expect(QueueReplication.nodesToGrow(queues, running: Self.running).isEmpty)
+        #expect(QueueReplication.nodesToGrow([], running: Self.running).isEmpty)
+    }
+
+    @Test func aStoppedMemberIsNotGrownOnto() {
+        // b is down: it is still a member of the queue and comes back to it; nothing to grow.
+        let queues = [Queue(name: "fog/q", members: ["rabbit@a", "rabbit@b", "rabbit@c"]),
+                      Queue(name: "fog/r", members: ["rabbit@a"])]
+        #expect(QueueReplication.nodesToGrow(queues, running: ["rabbit@a", "rabbit@c"]) == ["rabbit@c"])
+    }
+}

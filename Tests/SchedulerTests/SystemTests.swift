@@ -91,6 +91,34 @@ struct SystemTests {
         }
     }
 
+    /// As Swarm does with a killed container: the same node id is back long before its
+    /// heartbeat would have expired, so only its new start time tells that its tasks died.
+    @Test("kill -9 of a fog node mid-task, restarted at once under its id: its tasks run again, one success each")
+    func fogNodeRestartedAtOnce() async throws {
+        try await withLab { lab in
+            try lab.startScheduler("s1", port: Self.port)
+            let doomed = try lab.startFogNode("restart-n1", cpu: 1000, memory: 1024)
+            try await lab.waitForAPI(port: Self.port)
+            try await lab.waitForNodes(["restart-n1"])
+            // Long enough that the timeout backstop (300 s + grace) cannot be what ends them.
+            let ids = try await lab.submit((0..<4).map { _ in task("sleep", seconds: 8, cpu: 250) }, port: Self.port)
+            try await lab.waitUntil(timeout: .seconds(30), "4 running tasks") {
+                try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'running'") == 4
+            }
+            lab.signal(doomed, SIGKILL)
+            let killed = ContinuousClock.now
+            try lab.startFogNode("restart-n1", cpu: 1000, memory: 1024)
+            try await lab.waitUntil(timeout: .seconds(60), "the 4 tasks to succeed on the restarted node") {
+                try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'succeeded'") == 4
+            }
+            print("fog node restarted at once: its 4 tasks succeeded \(ContinuousClock.now - killed) after the kill")
+            for id in ids {
+                #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'succeeded'", [id]) == 1)
+                #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'lost'", [id]) == 1)
+            }
+        }
+    }
+
     @Test("two schedulers: kill -9 the leader, the other dispatches within the lease + 1 s")
     func leaderFailover() async throws {
         try await withLab { lab in

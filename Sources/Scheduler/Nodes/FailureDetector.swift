@@ -7,7 +7,9 @@ import ServiceLifecycle
 /// and running attempts end as `lost`, their tasks are placed again elsewhere, and the
 /// messages left in its queues are handed over (purged: the store holds every task, so the
 /// new placements carry them). A node that heartbeats again is taken back; whatever its stale
-/// attempts report is ignored. It also runs the timeout backstop.
+/// attempts report is ignored. A node that restarted within its heartbeat TTL (it registers
+/// with a later start time) loses the attempts that ran in its previous process. It also runs
+/// the timeout backstop.
 public struct FailureDetector: Service {
     let context: SchedulerContext
     var store: TaskStore { context.store }
@@ -20,13 +22,14 @@ public struct FailureDetector: Service {
 
     public func run() async throws {
         var lost: Set<String> = []
+        var incarnations: [String: Double] = [:]
         var lastBackstop = ContinuousClock.now
         var failure: String?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             metrics.isLeader.set(to: leadership.epoch == nil ? 0.0 : 1.0)
             if let epoch = leadership.epoch {
                 do {
-                    try await check(epoch: epoch, lost: &lost)
+                    try await check(epoch: epoch, lost: &lost, incarnations: &incarnations)
                     if ContinuousClock.now - lastBackstop >= .seconds(5) {
                         try await backstop(epoch: epoch)
                         lastBackstop = .now
@@ -44,7 +47,7 @@ public struct FailureDetector: Service {
         }
     }
 
-    func check(epoch: Int, lost: inout Set<String>) async throws {
+    func check(epoch: Int, lost: inout Set<String>, incarnations: inout [String: Double]) async throws {
         let entries = try await context.directory.entries()
         // Right after Redis came back, heartbeats may be missing only because it restarted empty.
         guard context.directory.reachableFor(configuration.nodeHeartbeatTTL) else { return }
@@ -63,6 +66,17 @@ public struct FailureDetector: Service {
         for node in lost.intersection(alive).sorted() {
             logger.notice("fog node \(node) heartbeats again: taking work")
             lost.remove(node)
+        }
+        // Each start time once (and each node once per leadership): one query, not one a tick.
+        for entry in entries where entry.alive {
+            guard let startedAt = entry.info?.startedAt, startedAt > 0, incarnations[entry.id] != startedAt else { continue }
+            let takenBack = try await store.takeBackAttempts(
+                onRestartedNode: entry.id, startedBefore: Date(timeIntervalSince1970: startedAt), epoch: epoch, retry: configuration.retry)
+            incarnations[entry.id] = startedAt
+            guard takenBack > 0 else { continue }
+            metrics.attemptsTakenBack.increment(by: Int64(takenBack))
+            logger.warning("fog node \(entry.id) restarted: \(takenBack) attempts of its previous process to place again")
+            context.nudge.signal()
         }
     }
 

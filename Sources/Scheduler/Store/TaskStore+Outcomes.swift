@@ -38,12 +38,27 @@ extension TaskStore {
     /// their tasks go back to pending (or dead), to be placed elsewhere. Fenced by `epoch`.
     /// Returns how many attempts it took back.
     public func takeBackAttempts(onLostNode node: String, epoch: Int, retry: RetryPolicy) async throws -> Int {
+        try await takeBack("a.node = $1 AND a.status IN ('queued', 'running')", [node], epoch: epoch, retry: retry,
+                           reason: "node \(node) lost its heartbeat")
+    }
+
+    /// `node` restarted (it registered again with a later start time) before its heartbeat
+    /// expired, as a container restarted at once does: the attempts it reported started before
+    /// that time ran in the process that died, so they end as `lost` too. Both times are the
+    /// node's own clock. Queued attempts stay: their deliveries were never acked, so the broker
+    /// hands them to the new process.
+    public func takeBackAttempts(onRestartedNode node: String, startedBefore restart: Date, epoch: Int, retry: RetryPolicy) async throws -> Int {
+        try await takeBack("a.node = $1 AND a.status = 'running' AND a.started_at < to_timestamp($2::float8)",
+                           [node, restart.timeIntervalSince1970], epoch: epoch, retry: retry,
+                           reason: "node \(node) restarted at \(RFC3339.format(restart.timeIntervalSince1970)); the attempt's process ended with it")
+    }
+
+    private func takeBack(_ condition: String, _ parameters: [(any PostgresEncodable)?], epoch: Int, retry: RetryPolicy, reason: String) async throws -> Int {
         try await pool.withTransaction { tx in
             try await Self.requireFence(epoch, tx)
-            var writer = OutcomeWriter(snapshots: try await Self.lockAttempts(
-                "a.node = $1 AND a.status IN ('queued', 'running')", [node], in: tx), retry: retry)
+            var writer = OutcomeWriter(snapshots: try await Self.lockAttempts(condition, parameters, in: tx), retry: retry)
             for attempt in writer.snapshots.keys.sorted(by: { $0.uuidString < $1.uuidString }) {
-                writer.apply(.nodeLost, to: attempt, event: nil, reason: "node \(node) lost its heartbeat")
+                writer.apply(.nodeLost, to: attempt, event: nil, reason: reason)
             }
             try await writer.flush(tx)
             return writer.tally.applied

@@ -1,0 +1,26 @@
+/// Which running nodes quorum queues are missing. RabbitMQ places a quorum queue's members only
+/// among the nodes clustered when the queue is declared, and never grows it afterwards: a queue
+/// declared while the cluster was still forming (or while a node was away) keeps fewer members
+/// than the cluster has, and dies with them. clusterctl's master grows them back.
+public enum QueueReplication {
+    /// One quorum queue as `rabbitmqctl list_queues name type members` reports it.
+    public struct Queue: Equatable, Sendable {
+        public var name: String
+        public var members: [String]
+
+        public init(name: String, members: [String]) {
+            self.name = name
+            self.members = members
+        }
+    }
+
+    /// The running nodes that at least one queue lacks, sorted: each gets one
+    /// `rabbitmq-queues grow NODE all`, which adds it to every quorum queue without it.
+    public static func nodesToGrow(_ queues: [Queue], running: Set<String>) -> [String] {
+        var missing: Set<String> = []
+        for queue in queues {
+            missing.formUnion(running.subtracting(queue.members))
+        }
+        return missing.sorted()
+    }
+}

@@ -1,0 +1,52 @@
+#!/bin/sh
+# RabbitMQ with clusterctl beside it, for the Swarm stack (shared/SWARM.md §4). Works on the
+# official rabbitmq image and on the project's offline Debian base.
+set -eu
+node="rabbit@$(hostname -s)"
+
+# Docker's embedded DNS drops queries for names it does not know: fail fast, not in 10 s.
+{ echo "options ndots:0 timeout:1 attempts:1"; grep -v '^options' /etc/resolv.conf; } >/tmp/resolv.conf
+cat /tmp/resolv.conf >/etc/resolv.conf
+
+install -o rabbitmq -g rabbitmq -m 400 /run/secrets/erlang_cookie /var/lib/rabbitmq/.erlang.cookie
+# Users, their passwords and the vhost: readable by the broker only.
+install -o rabbitmq -g rabbitmq -m 400 /run/secrets/rabbitmq_definitions /etc/rabbitmq/definitions.json
+chown rabbitmq:rabbitmq /var/lib/rabbitmq
+
+# The management UI (make rabbitmq-ui) and the Prometheus endpoint (:15692), unless the image
+# already chose its plugins (the official management image does).
+[ -f /etc/rabbitmq/enabled_plugins ] || echo '[rabbitmq_management,rabbitmq_prometheus].' >/etc/rabbitmq/enabled_plugins
+
+# RabbitMQ does not read the container's memory limit: tell it.
+if [ -n "${RABBITMQ_MEMORY_LIMIT:-}" ]; then
+  cp /etc/rabbitmq/rabbitmq.conf /tmp/rabbitmq.conf
+  echo "total_memory_available_override_value = ${RABBITMQ_MEMORY_LIMIT}B" >>/tmp/rabbitmq.conf
+  export RABBITMQ_CONFIG_FILE=/tmp/rabbitmq.conf
+fi
+
+# A marker written into the volume by an operator (make rabbitmq-force-boot) boots a node alone.
+if [ -f /var/lib/rabbitmq/force_boot ]; then
+  rm -f /var/lib/rabbitmq/force_boot
+  setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq rabbitmqctl force_boot || true
+fi
+
+# A peer notices a dead node only after net_ticktime (60 s by default: 10 s here). A node killed
+# and restarted at once finds its peers still connected to its previous incarnation, and
+# Erlang's `global` then hangs its boot in rabbit_node_monitor:global_sync (seen on Swarm: more
+# than 10 minutes). So every peer that answers drops that stale connection first.
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-} -kernel net_ticktime 10"
+for peer in $(echo "${FOG_CLUSTER_NODES:-}" | tr , ' '); do
+  [ "$peer" = "$node" ] && continue
+  timeout 20 setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq \
+    rabbitmqctl -n "$peer" -q eval "erlang:disconnect_node('$node')." >/dev/null 2>&1 \
+    && echo "fog-rabbitmq-entrypoint: $peer holds no connection to an earlier $node now" || true
+done
+
+# clusterctl joins this node to the elected master's cluster through Redis, one at a time,
+# and keeps it there (heartbeats, rejoin after a reset).
+clusterctl run --node "$node" &
+
+if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+  exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-server
+fi
+exec docker-entrypoint.sh rabbitmq-server
