@@ -590,29 +590,39 @@ test_failover() {
 
 # --- make test-swarm: the whole deployment from nothing, and back to nothing -------------------------
 
+# What test-swarm found before it started, for its teardown (an EXIT trap: no locals there).
+TS_ENGINE_WAS_UP=false TS_STATE_EXISTED=false TS_CACHE_EXISTED=false TS_IMAGES_ENV_EXISTED=false
+
+# Everything test-swarm made goes again: the stack, its volumes and secrets, the engine if it
+# started it, and the cached base and image list if they were not there before.
+test_swarm_teardown() {
+  say "teardown"
+  clean || true
+  rm -f "$FOG_ENV_FILE"
+  $TS_ENGINE_WAS_UP || "$ROOT/scripts/swarm-engine.sh" down
+  $TS_IMAGES_ENV_EXISTED || rm -f "$STATE/images.env"
+  $TS_CACHE_EXISTED || rm -rf "$STATE/images"
+  $TS_STATE_EXISTED || rm -rf "$STATE"
+  if ! $TS_ENGINE_WAS_UP && "$ROOT/scripts/swarm-engine.sh" status >/dev/null 2>&1; then
+    echo "✗ teardown: the private engine still runs" >&2
+    exit 1
+  fi
+  $TS_STATE_EXISTED || [ ! -e "$STATE" ] || { echo "✗ teardown: $STATE is still there" >&2; exit 1; }
+  say "teardown done: the host is as it was before test-swarm"
+}
+
 test_swarm() {
-  local started=$SECONDS engine_was_up=false state_existed=false cache_existed=false images_env_existed=false failed=0 ids
-  "$ROOT/scripts/swarm-engine.sh" status >/dev/null 2>&1 && engine_was_up=true
-  [ -d "$STATE" ] && state_existed=true
-  [ -d "$STATE/images" ] && cache_existed=true
-  [ -f "$STATE/images.env" ] && images_env_existed=true
+  local started=$SECONDS failed=0 ids
+  "$ROOT/scripts/swarm-engine.sh" status >/dev/null 2>&1 && TS_ENGINE_WAS_UP=true
+  [ -d "$STATE" ] && TS_STATE_EXISTED=true
+  [ -d "$STATE/images" ] && TS_CACHE_EXISTED=true
+  [ -f "$STATE/images.env" ] && TS_IMAGES_ENV_EXISTED=true
   # The test's own secrets and stack name: never the developer's .env or stack.
   export FOG_ENV_FILE=$STATE/test-swarm.env FOG_STACK=fogtest
   STACK=fogtest
   mkdir -p "$STATE"
   write_test_env "$FOG_ENV_FILE"
-  # Everything this run made goes again: the stack, its volumes and secrets, the engine if it
-  # started it, and the cached base and image list if they were not there before.
-  teardown() {
-    say "teardown"
-    clean || true
-    rm -f "$FOG_ENV_FILE"
-    $engine_was_up || "$ROOT/scripts/swarm-engine.sh" down
-    $images_env_existed || rm -f "$STATE/images.env"
-    $cache_existed || rm -rf "$STATE/images"
-    $state_existed || rm -rf "$STATE"
-  }
-  trap teardown EXIT
+  trap test_swarm_teardown EXIT
   trap 'exit 130' INT TERM  # so that an interrupted run tears down too
   "$ROOT/scripts/swarm-engine.sh" up
   # The stack publishes fixed host ports: another stack on this engine would hold them.
@@ -643,7 +653,8 @@ footprint() { # the stack's memory and disk, for the record
            END {printf "  total: %.0f MiB\n", total}'
   say "disk"
   docker system df --format '  {{.Type}}: {{.Size}}'
-  du -sh "$STATE/docker" 2>/dev/null | sed 's/^/  engine data-root: /'
+  # -x: not into the containers' overlay mounts, which would count the images again.
+  du -shx "$STATE/docker" 2>/dev/null | sed 's/^/  engine data-root: /'
 }
 
 case "${1:-}" in
