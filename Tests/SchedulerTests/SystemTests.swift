@@ -63,17 +63,23 @@ struct SystemTests {
         }
     }
 
+    /// A scheduler and one fog node running 4 sleep tasks of `seconds`: the node's process and the tasks.
+    func fourTasksRunning(on node: String, seconds: Double, _ lab: SchedulerLab) async throws -> (SchedulerLab.Process, [UUID]) {
+        try lab.startScheduler("s1", port: Self.port)
+        let process = try lab.startFogNode(node, cpu: 1000, memory: 1024)
+        try await lab.waitForAPI(port: Self.port)
+        try await lab.waitForNodes([node])
+        let ids = try await lab.submit((0..<4).map { _ in task("sleep", seconds: seconds, cpu: 250) }, port: Self.port)
+        try await lab.waitUntil(timeout: .seconds(30), "4 running tasks") {
+            try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'running'") == 4
+        }
+        return (process, ids)
+    }
+
     @Test("kill -9 of a fog node mid-task: its tasks succeed elsewhere within 10 s, one success each")
     func fogNodeKilled() async throws {
         try await withLab { lab in
-            try lab.startScheduler("s1", port: Self.port)
-            let doomed = try lab.startFogNode("kill-n1", cpu: 1000, memory: 1024)
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["kill-n1"])
-            let ids = try await lab.submit((0..<4).map { _ in task("sleep", seconds: 1, cpu: 250) }, port: Self.port)
-            try await lab.waitUntil(timeout: .seconds(30), "4 running tasks") {
-                try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'running'") == 4
-            }
+            let (doomed, ids) = try await fourTasksRunning(on: "kill-n1", seconds: 1, lab)
             try lab.startFogNode("kill-n2", cpu: 1000, memory: 1024)
             try await lab.waitForNodes(["kill-n2"])
             lab.signal(doomed, SIGKILL)
@@ -96,15 +102,8 @@ struct SystemTests {
     @Test("kill -9 of a fog node mid-task, restarted at once under its id: its tasks run again, one success each")
     func fogNodeRestartedAtOnce() async throws {
         try await withLab { lab in
-            try lab.startScheduler("s1", port: Self.port)
-            let doomed = try lab.startFogNode("restart-n1", cpu: 1000, memory: 1024)
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["restart-n1"])
-            // Long enough that the timeout backstop (300 s + grace) cannot be what ends them.
-            let ids = try await lab.submit((0..<4).map { _ in task("sleep", seconds: 8, cpu: 250) }, port: Self.port)
-            try await lab.waitUntil(timeout: .seconds(30), "4 running tasks") {
-                try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'running'") == 4
-            }
+            // Long enough that they still run when the node is killed.
+            let (doomed, ids) = try await fourTasksRunning(on: "restart-n1", seconds: 8, lab)
             lab.signal(doomed, SIGKILL)
             let killed = ContinuousClock.now
             try lab.startFogNode("restart-n1", cpu: 1000, memory: 1024)
