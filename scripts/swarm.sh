@@ -211,8 +211,10 @@ in_service() {
 }
 interactive() { if [ -t 0 ] && [ -t 1 ]; then EXEC_FLAGS=(-it); else EXEC_FLAGS=(-i); fi; }
 
+RMQ_NODE=""  # a node known to answer (health sets it), so that no call asks each node first
 rabbitmqctl_() { # rabbitmqctl on the first RabbitMQ node that answers
   if local_target; then services cli rabbitmqctl "$@"; return; fi
+  [ -z "$RMQ_NODE" ] || { in_service "$RMQ_NODE" rabbitmqctl "$@"; return; }
   local n
   for n in 1 2 3; do
     in_service "rabbitmq$n" rabbitmqctl status >/dev/null 2>&1 && { in_service "rabbitmq$n" rabbitmqctl "$@"; return; }
@@ -346,8 +348,9 @@ monitor() { # health every INTERVAL seconds, until interrupted (or ROUNDS rounds
 
 # One ✓/✗ line per component; non-zero on any ✗. Every check runs, whatever the others say.
 health() {
-  local failed=0 n c running json quorum whole leader id ids slot
+  local failed=0 n c running json quorum whole leaders leader id ids slot
   set +e
+  RMQ_NODE=""
   line() { if [ "$1" = 0 ]; then echo "✓ $2"; else echo "✗ $2"; failed=1; fi; }
   read_env
   if local_target; then
@@ -355,7 +358,8 @@ health() {
     [ "${PIPESTATUS[0]}" = 0 ] || failed=1
   else
     for n in 1 2 3; do
-      in_service "rabbitmq$n" rabbitmqctl -q status >/dev/null 2>&1; line $? "RabbitMQ rabbitmq$n"
+      in_service "rabbitmq$n" rabbitmqctl -q status >/dev/null 2>&1 && RMQ_NODE=${RMQ_NODE:-rabbitmq$n}
+      line $? "RabbitMQ rabbitmq$n"
     done
   fi
   running=$(rabbitmqctl_ -q cluster_status --formatter json 2>/dev/null | jq '.running_nodes | length' 2>/dev/null)
@@ -363,9 +367,9 @@ health() {
   json=$(rabbitmqctl_ -q list_queues -p fog name type members online leader --formatter json 2>/dev/null)
   quorum=$(jq '[.[] | select(.type == "quorum")] | length' <<<"$json" 2>/dev/null)
   whole=$(jq '[.[] | select(.type == "quorum" and (.members | length) == 3 and (.online | length) == 3)] | length' <<<"$json" 2>/dev/null)
-  leader=$(jq -r '[.[] | select(.type == "quorum") | .leader | sub("^rabbit@"; "")] | group_by(.) | map("\(.[0]) \(length)") | join(", ")' <<<"$json" 2>/dev/null)
+  leaders=$(jq -r '[.[] | select(.type == "quorum") | .leader | sub("^rabbit@"; "")] | group_by(.) | map("\(.[0]) \(length)") | join(", ")' <<<"$json" 2>/dev/null)
   [ -n "$quorum" ] && [ "$quorum" = "$whole" ]
-  line $? "quorum queues: ${whole:-?} of ${quorum:-?} with 3 of 3 members online (leaders: ${leader:-none})"
+  line $? "quorum queues: ${whole:-?} of ${quorum:-?} with 3 of 3 members online (leaders: ${leaders:-none})"
   local master members
   master=$(redis_ GET rabbitmq:cluster:master 2>/dev/null)
   members=$(redis_ SMEMBERS rabbitmq:cluster:members 2>/dev/null | sed 's/^rabbit@//' | sort | tr '\n' ' ')

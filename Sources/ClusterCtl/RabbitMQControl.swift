@@ -44,6 +44,15 @@ public struct RabbitMQCommandError: Error, CustomStringConvertible {
     }
 }
 
+/// One queue as `rabbitmqctl list_queues name type messages members` reports it.
+public struct RabbitQueueRow: Sendable {
+    public var vhost: String
+    public var name: String
+    public var isQuorum: Bool
+    public var messages: Int
+    public var members: [String]
+}
+
 extension RabbitMQControl {
     @discardableResult
     func checked(_ tool: RabbitTool, node: String, _ arguments: [String]) async throws -> String {
@@ -63,22 +72,31 @@ extension RabbitMQControl {
         try RabbitClusterStatus(json: try await checked(.ctl, node: node, ["cluster_status", "--formatter", "json"]))
     }
 
-    /// Messages held only by `node`: in classic queues, and in quorum queues whose only member it is.
-    public func unreplicatedMessages(on node: String) async throws -> Int {
+    /// Every queue in every vhost, as `node` sees them: one `list_vhosts`, one `list_queues` each.
+    public func queues(on node: String) async throws -> [RabbitQueueRow] {
         let vhosts = try await checked(.ctl, node: node, ["list_vhosts", "name", "--formatter", "json"])
         let names = (try JSONSerialization.jsonObject(with: Data(vhosts.utf8)) as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-        var total = 0
+        var queues: [RabbitQueueRow] = []
         for vhost in names {
             let json = try await checked(.ctl, node: node, ["list_queues", "-p", vhost, "name", "type", "messages", "members", "--formatter", "json"])
-            let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
-            for row in rows {
-                let messages = row["messages"] as? Int ?? 0
-                let members = row["members"] as? [String] ?? []
-                let onlyHere = (row["type"] as? String) != "quorum" || members.isEmpty || members == [node]
-                if onlyHere { total += messages }
+            for row in try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? [] {
+                queues.append(RabbitQueueRow(vhost: vhost, name: row["name"] as? String ?? "?", isQuorum: row["type"] as? String == "quorum",
+                                       messages: row["messages"] as? Int ?? 0, members: row["members"] as? [String] ?? []))
             }
         }
-        return total
+        return queues
+    }
+
+    /// Messages held only by `node`: in classic queues, and in quorum queues whose only member it is.
+    public func unreplicatedMessages(on node: String) async throws -> Int {
+        try await queues(on: node)
+            .filter { !$0.isQuorum || $0.members.isEmpty || $0.members == [node] }
+            .reduce(0) { $0 + $1.messages }
+    }
+
+    /// Every quorum queue in every vhost, with its members, as `node` sees them.
+    public func quorumQueues(on node: String) async throws -> [QueueReplication.Queue] {
+        try await queues(on: node).filter(\.isQuorum).map { QueueReplication.Queue(name: "\($0.vhost)/\($0.name)", members: $0.members) }
     }
 
     /// stop_app, [forget_cluster_node on the master,] reset, join_cluster, start_app: the node
@@ -120,20 +138,6 @@ extension RabbitMQControl {
     /// Removes `node` from the cluster, asking the live member `on`.
     public func forget(_ node: String, on member: String) async throws {
         try await checked(.ctl, node: member, ["forget_cluster_node", node])
-    }
-
-    /// Every quorum queue in every vhost, with its members, as `node` sees them.
-    public func quorumQueues(on node: String) async throws -> [QueueReplication.Queue] {
-        let vhosts = try await checked(.ctl, node: node, ["list_vhosts", "name", "--formatter", "json"])
-        let names = (try JSONSerialization.jsonObject(with: Data(vhosts.utf8)) as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-        var queues: [QueueReplication.Queue] = []
-        for vhost in names {
-            let json = try await checked(.ctl, node: node, ["list_queues", "-p", vhost, "name", "type", "members", "--formatter", "json"])
-            for row in try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? [] where row["type"] as? String == "quorum" {
-                queues.append(QueueReplication.Queue(name: "\(vhost)/\(row["name"] as? String ?? "?")", members: row["members"] as? [String] ?? []))
-            }
-        }
-        return queues
     }
 
     /// Adds a replica on `node` to every quorum queue that lacks one.

@@ -94,6 +94,31 @@ struct TaskStoreTests {
         }
     }
 
+    @Test("a node restarted under its id loses only the attempts that started before its new start time")
+    func restartedNode() async throws {
+        try await withStore { store, _ in
+            try await store.raiseFence(to: 1)
+            _ = try await store.submit((0..<3).map { TaskSpec(name: "t\($0)", kind: .noop) })
+            let attempts = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts
+            try #require(attempts.count == 3)
+            let restart = Date().timeIntervalSince1970
+            func started(_ attempt: TaskStore.QueuedAttempt, at: Double) -> TaskEvent {
+                TaskEvent(taskID: attempt.message.taskID, attemptID: attempt.message.attemptID, node: "n1", kind: .started, at: at)
+            }
+            // By the node's clock: one started by the process that died, one by the new one, one still queued.
+            _ = try await store.apply([started(attempts[0], at: restart - 5), started(attempts[1], at: restart + 1)], retry: RetryPolicy())
+            let when = Date(timeIntervalSince1970: restart)
+            await #expect(throws: StaleLeader.self) {
+                try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 0, retry: RetryPolicy())
+            }
+            #expect(try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 1, retry: RetryPolicy()) == 1)
+            #expect(try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 1, retry: RetryPolicy()) == 0, "once")
+            var statuses: [AttemptStatus?] = []
+            for attempt in attempts { statuses.append(try await store.task(attempt.message.taskID)?.attempts?.first?.status) }
+            #expect(statuses == [.lost, .running, .queued])
+        }
+    }
+
     @Test("failures retry with backoff, then the task is dead")
     func retriesThenDead() async throws {
         try await withStore { store, lab in

@@ -1,7 +1,9 @@
 /// Which running nodes quorum queues are missing. RabbitMQ places a quorum queue's members only
 /// among the nodes clustered when the queue is declared, and never grows it afterwards: a queue
-/// declared while the cluster was still forming (or while a node was away) keeps fewer members
-/// than the cluster has, and dies with them. clusterctl's master grows them back.
+/// declared while the cluster was still forming keeps fewer members than the cluster has, and
+/// dies with them. (A member merely stopped at the time is still given a replica: RabbitMQ 3.10,
+/// measured.) A member can also be removed (`rabbitmq-queues delete_member`, a failed grow).
+/// clusterctl's master grows them back.
 public enum QueueReplication {
     /// One quorum queue as `rabbitmqctl list_queues name type members` reports it.
     public struct Queue: Equatable, Sendable {

@@ -42,6 +42,8 @@ public struct FailureDetector: Service {
                     if failure != text { logger.error("failure detector paused: \(text)") }
                     failure = text
                 }
+            } else {
+                incarnations = [:]  // a new leadership looks at every node's start time again
             }
             try? await Task.sleep(for: configuration.failureCheckInterval)
         }
