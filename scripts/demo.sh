@@ -74,7 +74,8 @@ submit_workload() {
 
 up() {
   command -v swift >/dev/null || die "swift is not on PATH"
-  "$ROOT/scripts/services.sh" up --profile dev
+  # Its progress goes to stderr; the FOG_* variables it prints hold the generated passwords.
+  "$ROOT/scripts/services.sh" up --profile dev >/dev/null
   say "Building"
   (cd "$ROOT" && swift build 2>&1 | tail -1)
   say "Starting the scheduler (http://127.0.0.1:$PORT) and three fog nodes"

@@ -378,7 +378,9 @@ stop_redis() {
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
-pg() { runuser -u postgres -- "$@"; }
+# From /: the caller's folder may be one the postgres user cannot enter (a clone under /tmp),
+# and psql says so on every call.
+pg() { (cd / && runuser -u postgres -- "$@"); }
 
 start_postgres() {
   local dir=$STATE/pg
