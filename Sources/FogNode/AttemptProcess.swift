@@ -1,6 +1,7 @@
 import ClientSupport
 import FogCore
 import Foundation
+import ServiceSupport
 import Synchronization
 
 /// How an attempt is confined: where its control groups go (created and removed on the
@@ -93,14 +94,7 @@ final class AttemptProcess: Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        CommandRunner.newProcessGroupWithDefaultSignals(&attributes)
 
         let cArguments = spawned.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

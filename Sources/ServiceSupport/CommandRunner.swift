@@ -77,8 +77,7 @@ public struct CommandRunner: Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
+        Self.newProcessGroupWithDefaultSignals(&attributes)
 
         let cArguments = argv.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -92,6 +91,21 @@ public struct CommandRunner: Sendable {
             : posix_spawnp(&pid, program, &actions, &attributes, cArguments, cEnvironment)
         guard spawned == 0 else { throw Failure(argv: argv, reason: "cannot start: \(String(cString: strerror(spawned)))") }
         return pid
+    }
+
+    /// Spawn attributes for a child in a process group of its own, with no signal blocked and
+    /// every signal at its default action. Without this the child inherits the spawning
+    /// thread's mask, and Swift's worker threads block most signals: a daemon started that way
+    /// (epmd, a RabbitMQ node) never sees SIGTERM and outlives the `kill` meant to stop it.
+    public static func newProcessGroupWithDefaultSignals(_ attributes: inout posix_spawnattr_t) {
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
     }
 
     static func spawnAndWait(_ argv: [String], environment: [String: String], timeout: Duration) throws -> Output {
