@@ -238,16 +238,18 @@ wait_node() {
   # three once did, after the whole test run); say why, end it, and start it once more.
   why_node_failed "$node"
   log "$node did not start on the first try; starting it again"
-  # The server script leads its own process group: end it and the VM it started together.
-  local pid; pid=$(pid_from "$(node_dir "$node")/server.pid")
-  if pid_alive "$pid"; then kill -9 -- "-$pid" 2>/dev/null || true; fi
-  pid=$(node_pid "$node")
-  if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-  sleep 5
+  end_launch "$node"
+  sleep 5 # time for whatever held a port or the CPU to let go
   launch_node "$node"
   await_node "$node" && return 0
   why_node_failed "$node"
+  end_launch "$node" # a VM hung in its boot has no PID file, so `down` could not find it
   die "RabbitMQ node $node did not start (see $(node_dir "$node")/log)"
+}
+
+end_launch() { # ends a launch_node's server script and the VM it started: they share a process group
+  local pid; pid=$(pid_from "$(node_dir "$1")/server.pid")
+  [ -n "$pid" ] && kill -9 -- "-$pid" 2>/dev/null || true
 }
 
 prepare_rabbitmq_home() {

@@ -232,6 +232,48 @@ struct ClusterCtlIntegrationTests {
         print("clusterctl: after a full stop, the cluster was whole and healthy \(ContinuousClock.now - restart) after the restart began")
     }
 
+    /// services.sh's start of a local node: a node that cannot boot (here its distribution port
+    /// is taken) is reported with its reason and retried once; once the port is free it starts.
+    @Test func aNodeThatCannotBootSaysWhyAndStartsOnceItCan() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+        try lab.stopNode("rmq3")
+
+        let squatter = try listen(on: RabbitLab.distributionPort + 2)
+        let started = ContinuousClock.now
+        var failure: TestServices.CommandFailed?
+        do { try lab.startNode("rmq3") } catch let error as TestServices.CommandFailed { failure = error }
+        close(squatter)
+        let refusal = try #require(failure, "rmq3 started although its distribution port was taken")
+        #expect(refusal.stderr.contains("dist_port_already_used"), "the VM's reason is shown: \(refusal.stderr)")
+        #expect(refusal.stderr.contains("did not start on the first try"))
+        #expect(refusal.stderr.contains("RabbitMQ node rmq3 did not start"))
+        print("services.sh: a node that could not boot was reported after \(ContinuousClock.now - started), two starts included")
+
+        try lab.startNode("rmq3")
+        #expect(lab.clusterStatus("rmq3") != nil, "rmq3 answers once its port is free")
+    }
+
+    /// A TCP listener on 127.0.0.1:`port`; the caller closes it.
+    private func listen(on port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var reuse: Int32 = 1  // the stopped node's connections may still be in TIME_WAIT
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, bound == 0, Glibc.listen(fd, 1) == 0 else {
+            close(fd)
+            throw TestServices.CommandFailed(argv: ["listen", "\(port)"], status: errno, stderr: String(cString: strerror(errno)))
+        }
+        return fd
+    }
+
     private func joinCount(_ lab: RabbitLab, _ name: String) throws -> Int {
         let log = (try? String(contentsOfFile: "\(lab.directory)/rmq/\(name)/clusterctl.log", encoding: .utf8)) ?? ""
         return log.components(separatedBy: "joining the master's cluster").count - 1

@@ -16,6 +16,8 @@ final class RabbitLab: @unchecked Sendable {
 
     /// Fast timings so that the tests wait seconds, not minutes.
     static let heartbeatInterval = 3, heartbeatTTL = 9, masterLease = 5, queueReplicationInterval = 5
+    /// rmq1's Erlang distribution port in services.sh's lab profile; rmq2 and rmq3 use +1, +2.
+    static let distributionPort: UInt16 = 25792
 
     init() throws {
         directory = URL(fileURLWithPath: TestServices.servicesDirectory).deletingLastPathComponent().appendingPathComponent("lab").path
