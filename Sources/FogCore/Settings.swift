@@ -61,14 +61,24 @@ public struct Settings: Sendable {
         return value
     }
 
+    /// The longest duration any setting takes: ten years, far below what a conversion to
+    /// milliseconds could overflow.
+    public static let maxDuration: Duration = .seconds(315_360_000)
+
+    /// A duration as the settings write it, or nil: not a number, negative, or longer than
+    /// `maxDuration` (so that `1e300s` is refused rather than trapping in a conversion).
     public static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            guard let number = Double(text.dropLast(suffix.count)), number.isFinite, number >= 0 else { return nil }
-            return .milliseconds(Int64((number * scale * 1000).rounded()))
+        var number = Double(text)
+        var scale = 1.0
+        for (suffix, unitScale) in units where number == nil && text.hasSuffix(suffix) {
+            number = Double(text.dropLast(suffix.count))
+            scale = unitScale
         }
-        guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else { return nil }
-        return .milliseconds(Int64((seconds * 1000).rounded()))
+        guard let number, number.isFinite, number >= 0 else { return nil }
+        let milliseconds = number * scale * 1000
+        guard milliseconds <= Double(maxDuration.components.seconds) * 1000 else { return nil }
+        return .milliseconds(Int64(milliseconds.rounded()))
     }
 
     /// A comma-separated list.

@@ -41,6 +41,12 @@ struct TaskRequestTests {
         (#"{"kind": "noop", "constraints": {"max_latency_ms": 5}}"#, "constraints.origin"),
         (#"{"command": [""]}"#, "command"),
         (#"{"kind": "sleep", "args": {"seconds": -1}}"#, "args.seconds"),
+        (#"{"kind": "sleep", "env": {"LD_PRELOAD": "/proc/self/fd/0"}}"#, "env"),
+        (#"{"kind": "sleep", "env": {"GCONV_PATH": "."}}"#, "env"),
+        (#"{"kind": "noop", "name": "a\u0000b"}"#, "name"),
+        (#"{"kind": "noop", "constraints": {"labels": {"k": "a\u0000"}}}"#, "constraints.labels"),
+        (#"{"kind": "noop", "constraints": {"zone": "\u0000"}}"#, "constraints.zone"),
+        (#"{"kind": "noop", "timeout_s": 1e300}"#, "timeout_s"),
     ])
     func invalid(json: String, field: String) throws {
         let request = try decode(json)

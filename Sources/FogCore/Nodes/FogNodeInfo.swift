@@ -73,33 +73,75 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
         return fields
     }
 
-    /// Reads a registration hash; a missing or malformed field is named in the error.
+    /// The ranges a registration's fields must fall in (the fog node's own settings keep them):
+    /// a value from Redis outside them is refused, never converted with a trap.
+    public enum Limits {
+        public static let cpuMillicores = 1...10_000_000
+        public static let memoryMB = 1...100_000_000
+        public static let storageMB = 0...1_000_000_000
+        public static let watts = 0.0...1_000_000.0
+        public static let batteryPercent = 0.0...100.0
+        public static let speed = 0.001...1_000.0
+        public static let latencyMS = 0.0...3_600_000.0
+        /// Seconds since 1970, up to the year 5138.
+        public static let startedAt = 0.0...100_000_000_000.0
+        public static let maxLabels = 64
+        public static let maxTextBytes = 200
+    }
+
+    /// Reads a registration hash. A missing or malformed field is named in the error, with
+    /// the node: `fog:node:<id> field <name>: <why>`.
     public init(id: String, hashFields f: [String: String]) throws(WireFormat.Unreadable) {
-        func number(_ key: String) throws(WireFormat.Unreadable) -> Double {
-            guard let text = f[key], let value = Double(text), value.isFinite, value >= 0 else {
-                throw WireFormat.Unreadable("fog:node:\(id) field \(key) is missing or not a non-negative number")
+        func invalid(_ key: String, _ why: String) -> WireFormat.Unreadable {
+            WireFormat.Unreadable("fog:node:\(id.prefix(80)) field \(key): \(why)")
+        }
+        func integer(_ key: String, _ range: ClosedRange<Int>) throws(WireFormat.Unreadable) -> Int {
+            guard let text = f[key], let value = Int(text), range.contains(value) else {
+                throw invalid(key, "\(f[key].map { "'\($0.prefix(40))'" } ?? "missing"): expected an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return value
+        }
+        func number(_ key: String, _ range: ClosedRange<Double>) throws(WireFormat.Unreadable) -> Double {
+            guard let text = f[key], let value = Double(text), range.contains(value) else {
+                throw invalid(key, "\(f[key].map { "'\($0.prefix(40))'" } ?? "missing"): expected a number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return value
+        }
+        func text(_ value: String, _ key: String) throws(WireFormat.Unreadable) -> String {
+            guard value.utf8.count <= Limits.maxTextBytes, !value.utf8.contains(0) else {
+                throw invalid(key, "longer than \(Limits.maxTextBytes) bytes or holds NUL")
             }
             return value
         }
         func object<T: Decodable>(_ key: String, _ type: T.Type) throws(WireFormat.Unreadable) -> T {
             guard let text = f[key], let value = try? JSONDecoder().decode(T.self, from: Data(text.utf8)) else {
-                throw WireFormat.Unreadable("fog:node:\(id) field \(key) is missing or not a JSON object")
+                throw invalid(key, "missing or not a JSON object of the right kind")
             }
             return value
         }
+        guard NodeID(rawValue: id) != nil else { throw invalid("id", "not 1-64 letters, digits, '-' or '_'") }
         self.id = id
-        capacity = Resources(cpuMillicores: Int(try number("cpu_millicores")), memoryMB: Int(try number("memory_mb")),
-                             storageMB: Int(try number("storage_mb")))
-        zone = f["zone"] ?? ""
+        capacity = Resources(cpuMillicores: try integer("cpu_millicores", Limits.cpuMillicores),
+                             memoryMB: try integer("memory_mb", Limits.memoryMB), storageMB: try integer("storage_mb", Limits.storageMB))
+        zone = try text(f["zone"] ?? "", "zone")
         labels = try object("labels", [String: String].self)
+        guard labels.count <= Limits.maxLabels else { throw invalid("labels", "more than \(Limits.maxLabels) labels") }
+        for (key, value) in labels {
+            _ = try text(key, "labels")
+            _ = try text(value, "labels")
+        }
         latencyMS = try object("latency_ms", [String: Double].self)
-        power = Power(idleWatts: try number("power_idle_w"), maxWatts: try number("power_max_w"),
-                      batteryPercent: f["battery_pct"].flatMap(Double.init))
+        guard latencyMS.count <= Limits.maxLabels else { throw invalid("latency_ms", "more than \(Limits.maxLabels) zones") }
+        for (zone, latency) in latencyMS {
+            _ = try text(zone, "latency_ms")
+            guard Limits.latencyMS.contains(latency) else { throw invalid("latency_ms", "\(zone.prefix(40)): expected milliseconds in 0...3600000") }
+        }
+        power = Power(idleWatts: try number("power_idle_w", Limits.watts), maxWatts: try number("power_max_w", Limits.watts),
+                      batteryPercent: f["battery_pct"] == nil ? nil : try number("battery_pct", Limits.batteryPercent))
         // Nodes registered before speed existed are reference nodes.
-        speed = f["speed"] == nil ? 1 : try number("speed")
-        guard speed > 0 else { throw WireFormat.Unreadable("fog:node:\(id) field speed must be more than 0") }
-        version = f["version"] ?? ""
-        startedAt = (try? number("started_at")) ?? 0
+        speed = f["speed"] == nil ? 1 : try number("speed", Limits.speed)
+        version = try text(f["version"] ?? "", "version")
+        startedAt = f["started_at"] == nil ? 0 : try number("started_at", Limits.startedAt)
     }
 }
 
@@ -122,5 +164,17 @@ public struct NodeLoad: Sendable, Equatable, Codable {
         self.queued = queued
         self.at = at
         self.draining = draining
+    }
+
+    /// Why this heartbeat cannot be taken at its word (a negative or absurd count, a time that
+    /// is not one), or nil. Placement reads `queued` and the API the rest.
+    public var problem: String? {
+        let counts = 0...10_000_000
+        guard counts.contains(running), counts.contains(queued) else { return "running and queued must be in 0...10000000" }
+        guard [used.cpuMillicores, used.memoryMB, used.storageMB].allSatisfy({ (0...1_000_000_000).contains($0) }) else {
+            return "used resources must be in 0...1000000000"
+        }
+        guard FogNodeInfo.Limits.startedAt.contains(at) else { return "at must be seconds since 1970" }
+        return nil
     }
 }

@@ -52,9 +52,15 @@ public enum RFC3339 {
         return Double(days * 86_400 + hour * 3600 + minute * 60 + second - offset) + fraction
     }
 
-    /// `seconds` since 1970 as `2026-11-23T12:00:05.123Z` (milliseconds, rounded).
+    /// The years the format can write: 0001 to 9999, in seconds since 1970.
+    public static let representable = -62_135_596_800.0...253_402_300_799.999
+
+    /// `seconds` since 1970 as `2026-11-23T12:00:05.123Z` (milliseconds, rounded). A time
+    /// outside the years 0001-9999 (or not a number) is written as the nearest end of that
+    /// range, never converted with a trap.
     public static func format(_ seconds: Double) -> String {
-        let millis = Int((seconds * 1000).rounded())
+        let clamped = seconds.isNaN ? 0 : min(max(seconds, representable.lowerBound), representable.upperBound)
+        let millis = Int((clamped * 1000).rounded())
         let (total, ms) = (millis.floorDivided(by: 1000), millis.floorModulo(1000))
         let (days, secondOfDay) = (total.floorDivided(by: 86_400), total.floorModulo(86_400))
         let (year, month, day) = civil(fromDays: days)

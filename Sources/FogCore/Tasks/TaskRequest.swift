@@ -119,81 +119,28 @@ public struct TaskValidationError: Error, Sendable, Equatable, CustomStringConve
 
 extension TaskRequest {
     /// The task this request describes, every default applied, or every problem with it.
+    /// The request's own shape (unknown fields, names of kinds, classes and policies, the
+    /// deadline's format) is checked here; every limit is `TaskSpec.problems`.
     public func validated() throws(TaskValidationError) -> TaskSpec {
         var problems: [String: String] = [:]
         for field in unknownFields { problems[field] = "unknown field" }
 
         let name = self.name ?? kind ?? command?.first.map { String($0.split(separator: "/").last ?? "task") } ?? "task"
-        if name.isEmpty || name.utf8.count > TaskLimits.maxNameLength {
-            problems["name"] = "must be 1 to \(TaskLimits.maxNameLength) bytes"
-        }
-
         var builtin: BuiltinKind?
-        switch (command, kind) {
-        case (nil, nil), (.some, .some):
-            problems["command"] = "exactly one of command and kind must be set"
-        case (let argv?, nil):
-            if let reason = Self.problem(withCommand: argv) { problems["command"] = reason }
-        case (nil, let kindName?):
+        if let kindName = kind {
             builtin = BuiltinKind(rawValue: kindName)
             if builtin == nil {
                 problems["kind"] = "must be one of \(BuiltinKind.allCases.map(\.rawValue).joined(separator: ", "))"
             }
         }
-        if let args {
-            if let seconds = args.seconds, !TaskLimits.builtinSeconds.contains(seconds) {
-                problems["args.seconds"] = "must be between 0 and \(Int(TaskLimits.builtinSeconds.upperBound))"
-            }
-            if let millicores = args.millicores, !TaskLimits.cpuMillicores.contains(millicores) {
-                problems["args.millicores"] = "must be between 1 and \(TaskLimits.cpuMillicores.upperBound)"
-            }
-            if let mb = args.mb, !TaskLimits.memoryMB.contains(mb) {
-                problems["args.mb"] = "must be between 1 and \(TaskLimits.memoryMB.upperBound)"
-            }
-            if let code = args.exitCode, !(0...255).contains(code) { problems["args.exit_code"] = "must be between 0 and 255" }
-        }
-
         let priority = PriorityClass(rawValue: self.priority ?? PriorityClass.normal.rawValue)
         if priority == nil {
             problems["class"] = "must be one of \(PriorityClass.consumptionOrder.map(\.rawValue).joined(separator: ", "))"
         }
-
-        let cpu = resources?.cpuMillicores ?? Resources.taskDefault.cpuMillicores
-        let memory = resources?.memoryMB ?? Resources.taskDefault.memoryMB
-        let storage = resources?.storageMB ?? Resources.taskDefault.storageMB
-        if !TaskLimits.cpuMillicores.contains(cpu) {
-            problems["resources.cpu_millicores"] = "must be between 1 and \(TaskLimits.cpuMillicores.upperBound)"
-        }
-        if !TaskLimits.memoryMB.contains(memory) {
-            problems["resources.memory_mb"] = "must be between 1 and \(TaskLimits.memoryMB.upperBound)"
-        }
-        if !TaskLimits.storageMB.contains(storage) {
-            problems["resources.storage_mb"] = "must be between 0 and \(TaskLimits.storageMB.upperBound)"
-        }
-
-        let constraints = TaskSpec.Constraints(
-            labels: self.constraints?.labels ?? [:], zone: self.constraints?.zone,
-            origin: self.constraints?.origin, maxLatencyMS: self.constraints?.maxLatencyMS)
-        if constraints.labels.count > TaskLimits.maxLabels { problems["constraints.labels"] = "at most \(TaskLimits.maxLabels) labels" }
-        if let latency = constraints.maxLatencyMS {
-            if !TaskLimits.maxLatencyMS.contains(latency) {
-                problems["constraints.max_latency_ms"] = "must be between 0 and \(TaskLimits.maxLatencyMS.upperBound)"
-            } else if constraints.origin == nil {
-                problems["constraints.origin"] = "is required when max_latency_ms is set"
-            }
-        }
-
         var deadline: String?
         if let text = self.deadline {
             deadline = RFC3339.parse(text).map(RFC3339.format)
             if deadline == nil { problems["deadline"] = "must be an RFC 3339 time such as 2026-11-23T12:00:05Z" }
-        }
-        let timeout = timeoutSeconds ?? 300
-        if !TaskLimits.timeoutSeconds.contains(timeout) {
-            problems["timeout_s"] = "must be more than 0 and at most \(Int(TaskLimits.timeoutSeconds.upperBound))"
-        }
-        if let expected = expectedSeconds, !TaskLimits.timeoutSeconds.contains(expected) {
-            problems["expected_s"] = "must be more than 0 and at most \(Int(TaskLimits.timeoutSeconds.upperBound))"
         }
         var deadlinePolicy: DeadlinePolicy?
         if let text = self.deadlinePolicy {
@@ -202,50 +149,22 @@ extension TaskRequest {
                 problems["deadline_policy"] = "must be one of \(DeadlinePolicy.allCases.map(\.rawValue).joined(separator: ", "))"
             }
         }
-        let maxAttempts = self.maxAttempts ?? 3
-        if !TaskLimits.maxAttempts.contains(maxAttempts) {
-            problems["max_attempts"] = "must be between 1 and \(TaskLimits.maxAttempts.upperBound)"
+        let spec = TaskSpec(
+            name: name, command: command, kind: builtin, args: args ?? .init(), priority: priority ?? .normal,
+            resources: Resources(cpuMillicores: resources?.cpuMillicores ?? Resources.taskDefault.cpuMillicores,
+                                 memoryMB: resources?.memoryMB ?? Resources.taskDefault.memoryMB,
+                                 storageMB: resources?.storageMB ?? Resources.taskDefault.storageMB),
+            constraints: TaskSpec.Constraints(labels: constraints?.labels ?? [:], zone: constraints?.zone,
+                                              origin: constraints?.origin, maxLatencyMS: constraints?.maxLatencyMS),
+            deadline: deadline, timeoutSeconds: timeoutSeconds ?? 300, expectedSeconds: expectedSeconds, deadlinePolicy: deadlinePolicy,
+            maxAttempts: maxAttempts ?? 3, affinityKey: affinityKey, env: env ?? [:], stdin: stdin, idempotencyKey: idempotencyKey)
+        for (field, reason) in spec.problems where problems[field] == nil {
+            // An unknown kind is named as such, not again as a missing command.
+            if field == "command" && problems["kind"] != nil && command == nil { continue }
+            problems[field] = reason
         }
-        for (field, value) in [("affinity_key", affinityKey), ("idempotency_key", idempotencyKey)] {
-            if let value, value.isEmpty || value.utf8.count > TaskLimits.maxKeyLength {
-                problems[field] = "must be 1 to \(TaskLimits.maxKeyLength) bytes"
-            }
-        }
-        let env = self.env ?? [:]
-        if env.count > TaskLimits.maxEnvironmentEntries
-            || env.reduce(0, { $0 + $1.key.utf8.count + $1.value.utf8.count }) > TaskLimits.maxEnvironmentBytes
-        {
-            problems["env"] = "at most \(TaskLimits.maxEnvironmentEntries) entries and \(TaskLimits.maxEnvironmentBytes) bytes"
-        } else if let bad = env.keys.first(where: { $0.isEmpty || $0.contains("=") || $0.contains("\0") })
-            ?? env.first(where: { $0.value.contains("\0") })?.key
-        {
-            problems["env"] = "'\(bad.prefix(40))' is not a valid variable (no '=', no NUL, not empty)"
-        }
-        if let stdin {
-            if let bytes = Data(base64Encoded: stdin) {
-                if bytes.count > TaskLimits.maxStdinBytes { problems["stdin"] = "at most \(TaskLimits.maxStdinBytes) bytes once decoded" }
-            } else {
-                problems["stdin"] = "must be base64"
-            }
-        }
-
-        guard problems.isEmpty, let priority else { throw TaskValidationError(fields: problems) }
-        return TaskSpec(
-            name: name, command: command, kind: builtin, args: args ?? .init(), priority: priority,
-            resources: Resources(cpuMillicores: cpu, memoryMB: memory, storageMB: storage), constraints: constraints,
-            deadline: deadline, timeoutSeconds: timeout, expectedSeconds: expectedSeconds, deadlinePolicy: deadlinePolicy,
-            maxAttempts: maxAttempts, affinityKey: affinityKey,
-            env: env, stdin: stdin, idempotencyKey: idempotencyKey)
-    }
-
-    private static func problem(withCommand argv: [String]) -> String? {
-        guard let program = argv.first, !program.isEmpty else { return "must name a program" }
-        if argv.count > TaskLimits.maxArguments { return "at most \(TaskLimits.maxArguments) arguments" }
-        if argv.reduce(0, { $0 + $1.utf8.count }) > TaskLimits.maxCommandBytes {
-            return "at most \(TaskLimits.maxCommandBytes) bytes in all"
-        }
-        if argv.contains(where: { $0.contains("\0") }) { return "arguments cannot contain NUL" }
-        return nil
+        guard problems.isEmpty else { throw TaskValidationError(fields: problems) }
+        return spec
     }
 }
 

@@ -48,11 +48,17 @@ public struct TaskEvent: Sendable, Codable, Equatable {
     public var peakMemoryMB: Double?
     public var stdoutTail: String?
     public var stderrTail: String?
+    /// True when the tails are not byte for byte what the program wrote: invalid UTF-8 or NUL
+    /// bytes were replaced (by U+FFFD), so that they can be stored as text.
+    public var outputLossy: Bool?
     public var reason: String?
+    /// The leader epoch of the attempt's placement, copied from its `TaskMessage`.
+    public var epoch: Int?
 
     public init(taskID: UUID, attemptID: UUID, node: String, kind: Kind, at: Double, outcome: AttemptOutcome? = nil,
                 exitCode: Int? = nil, cpuSeconds: Double? = nil, peakMemoryMB: Double? = nil,
-                stdoutTail: String? = nil, stderrTail: String? = nil, reason: String? = nil) {
+                stdoutTail: String? = nil, stderrTail: String? = nil, outputLossy: Bool? = nil, reason: String? = nil,
+                epoch: Int? = nil) {
         self.taskID = taskID
         self.attemptID = attemptID
         self.node = node
@@ -64,11 +70,14 @@ public struct TaskEvent: Sendable, Codable, Equatable {
         self.peakMemoryMB = peakMemoryMB
         self.stdoutTail = stdoutTail
         self.stderrTail = stderrTail
+        self.outputLossy = outputLossy
         self.reason = reason
+        self.epoch = epoch
     }
 
     enum CodingKeys: String, CodingKey {
-        case node, kind, at, outcome, reason
+        case node, kind, at, outcome, reason, epoch
+        case outputLossy = "output_lossy"
         case taskID = "task_id"
         case attemptID = "attempt_id"
         case exitCode = "exit_code"
