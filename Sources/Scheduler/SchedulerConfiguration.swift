@@ -28,6 +28,9 @@ public struct SchedulerConfiguration: Sendable {
     public var timeoutGrace: Duration = .seconds(30)
     /// An attempt written but not confirmed by the broker this long ago is published again.
     public var republishAfter: Duration = .seconds(5)
+    /// A queued attempt whose message the broker confirmed this long ago and that never started
+    /// is placed again: its message is gone (purged, dead-lettered, dropped by a node).
+    public var queuedTimeout: Duration = .seconds(60)
     public var retry = RetryPolicy()
     /// How the dispatcher chooses a node (`FogCore.PlacementPolicies.names`).
     public var placementPolicy = "smart"
@@ -66,6 +69,7 @@ public struct SchedulerConfiguration: Sendable {
         nodeHeartbeatTTL = try settings.duration("FOG_NODE_HEARTBEAT_TTL", default: nodeHeartbeatTTL)
         timeoutGrace = try settings.duration("FOG_TIMEOUT_GRACE", default: timeoutGrace)
         republishAfter = try settings.duration("FOG_REPUBLISH_AFTER", default: republishAfter)
+        queuedTimeout = try settings.duration("FOG_QUEUED_TIMEOUT", default: queuedTimeout)
         retry = RetryPolicy(base: try settings.duration("FOG_RETRY_BASE", default: retry.base),
                             cap: try settings.duration("FOG_RETRY_CAP", default: retry.cap))
         placementPolicy = settings.string("FOG_PLACEMENT_POLICY") ?? placementPolicy

@@ -9,6 +9,8 @@ public final class SchedulerMetrics: Sendable {
     let eventsApplied: Counter
     let eventsIgnored: Counter
     let eventsDuplicate: Counter
+    let eventsForged: Counter
+    let eventsRepaired: Counter
     let deadLettered: Counter
     let nodesLost: Counter
     let attemptsTakenBack: Counter
@@ -23,7 +25,9 @@ public final class SchedulerMetrics: Sendable {
         eventsApplied = registry.makeCounter(name: "fog_events_total", labels: [("result", "applied")], help: "Fog node events by result")
         eventsIgnored = registry.makeCounter(name: "fog_events_total", labels: [("result", "ignored")], help: "Fog node events by result")
         eventsDuplicate = registry.makeCounter(name: "fog_events_total", labels: [("result", "duplicate")], help: "Fog node events by result")
-        deadLettered = registry.makeCounter(name: "fog_events_dead_lettered_total", help: "Event messages that could not be read")
+        eventsForged = registry.makeCounter(name: "fog_events_total", labels: [("result", "wrong_sender")], help: "Fog node events by result")
+        eventsRepaired = registry.makeCounter(name: "fog_events_total", labels: [("result", "repaired")], help: "Fog node events by result")
+        deadLettered = registry.makeCounter(name: "fog_events_dead_lettered_total", help: "Event messages or single events that could not be read or stored")
         nodesLost = registry.makeCounter(name: "fog_nodes_lost_total", help: "Fog nodes declared lost by this replica")
         attemptsTakenBack = registry.makeCounter(name: "fog_attempts_taken_back_total", help: "Attempts re-placed after their node was lost")
         isLeader = registry.makeGauge(name: "fog_scheduler_leader", help: "1 while this replica leads")

@@ -31,7 +31,7 @@ public enum SchedulerServer {
         }
 
         let context = SchedulerContext(
-            store: store, directory: NodeDirectory(redis: redis), publisher: TaskPublisher(connection: publishing, logger: logger),
+            store: store, directory: NodeDirectory(redis: redis, logger: logger), publisher: TaskPublisher(connection: publishing, logger: logger),
             redis: redis, leadership: Leadership(), nudge: DispatchNudge(), configuration: configuration, metrics: SchedulerMetrics(),
             logger: logger)
         let app = Application(

@@ -8,6 +8,7 @@ public enum FogKeys {
     public static func heartbeat(_ id: String) -> String { "fog:node:\(id):heartbeat" }
     /// STRING (SET NX PX): the instance id of the scheduler that leads.
     public static let schedulerLeader = "fog:scheduler:leader"
-    /// INCR: the fencing token of each new leadership.
+    /// STRING: the fencing token of the current leadership, mirrored from the database fence
+    /// (which alone decides; Redis may forget it).
     public static let schedulerEpoch = "fog:scheduler:epoch"
 }

@@ -7,8 +7,9 @@
 ///   has failed `max_attempts` times, then it is `dead`.
 /// - `resource_exceeded` ends the task: the same limits would be exceeded again.
 /// - `rejected` (the node refused the command) ends the task as `failed`.
-/// - `interrupted` (a draining node) and a node lost before the attempt started retry at once
-///   without counting as a failure; a node lost while the attempt ran counts as one.
+/// - `interrupted` (a draining node), a node lost before the attempt started and an attempt
+///   whose message never reached its node retry at once without counting as a failure; a node
+///   lost while the attempt ran counts as one.
 public enum TaskLifecycle {
     /// What the store holds about the attempt an event names, read under a row lock.
     public struct Snapshot: Sendable, Equatable {
@@ -35,6 +36,9 @@ public enum TaskLifecycle {
         case nodeLost
         /// The scheduler's backstop found the attempt running past its timeout.
         case timeoutBackstop
+        /// The scheduler's backstop found the attempt queued, its message published, but never
+        /// started within the bound: the message is gone (purged, dead-lettered, dropped).
+        case neverStarted
     }
 
     public enum Decision: Sendable, Equatable {
@@ -74,6 +78,9 @@ public enum TaskLifecycle {
         case .timeoutBackstop:
             guard s.isCurrent, s.attemptStatus == .running, !s.taskStatus.isTerminal else { return .duplicate }
             return end(s, attempt: .timedOut)
+        case .neverStarted:
+            guard s.isCurrent, s.attemptStatus == .queued, !s.taskStatus.isTerminal else { return .duplicate }
+            return end(s, attempt: .lost)
         }
     }
 

@@ -34,10 +34,10 @@ public struct SchedulerAPI: Sendable {
         }
         let v1 = router.group("v1").add(middleware: BearerAuthentication(tokens: configuration.tokens))
         v1.post("tasks") { request, context in try await submit(request, context) }
-        v1.get("tasks") { request, _ in try await list(request) }
+        v1.get("tasks") { request, context in try await list(request, context) }
         v1.get("tasks/:id") { _, context in
             guard let task = try await store.task(try taskID(context)) else { throw APIError(.notFound, "not_found", "no such task") }
-            return json(task)
+            return json(context.scope == .write ? task : task.redacted)
         }
         v1.post("tasks/:id/cancel") { _, context in try await cancel(try taskID(context), context) }
         v1.get("nodes") { _, _ in try await nodes() }
@@ -94,7 +94,7 @@ public struct SchedulerAPI: Sendable {
         return json(stored[0].task, status: stored[0].created ? .created : .ok)
     }
 
-    func list(_ request: Request) async throws -> Response {
+    func list(_ request: Request, _ context: SchedulerRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var fields: [String: String] = [:]
         var filter = TaskStore.Filter()
@@ -119,7 +119,7 @@ public struct SchedulerAPI: Sendable {
         guard fields.isEmpty else { throw APIError(.badRequest, "invalid_query", "the query is invalid", fields: fields) }
         let page = try await store.tasks(filter, limit: limit, after: cursor)
         struct Page: Encodable { let tasks: [TaskRecord]; let next_cursor: String? }
-        return json(Page(tasks: page.tasks, next_cursor: page.next?.token))
+        return json(Page(tasks: context.scope == .write ? page.tasks : page.tasks.map(\.redacted), next_cursor: page.next?.token))
     }
 
     func cancel(_ id: UUID, _ context: SchedulerRequestContext) async throws -> Response {

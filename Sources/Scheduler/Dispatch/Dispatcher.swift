@@ -62,7 +62,7 @@ public struct Dispatcher: Service {
                 failure = nil
                 if placed < configuration.dispatchBatch { await context.nudge.wait(upTo: configuration.dispatchInterval) }
             } catch let stale as StaleLeader {
-                LeaderElector.stepDown(leadership, logger: logger, because: stale)
+                leadership.resign(stale, logger: logger)
             } catch {
                 let text = "\(error)"
                 if failure != text { logger.error("dispatch paused: \(text)") }
@@ -76,6 +76,7 @@ public struct Dispatcher: Service {
     func round(epoch: Int, placement: inout BatchPlacement) async throws -> Int {
         let started = ContinuousClock.now
         let nodes = try await context.directory.liveNodes()
+        await context.publisher.ensureQueues(of: Set(nodes.map(\.info.id)))
         let reservations = try await store.reservations()
         placement.candidates = nodes.sorted { ($0.info.startedAt, $0.info.id) < ($1.info.startedAt, $1.info.id) }
             .enumerated().map { order, node in

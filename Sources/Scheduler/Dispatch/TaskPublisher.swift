@@ -18,23 +18,25 @@ public final class TaskPublisher: Sendable {
     }
 
     /// Publishes each attempt; answers the ids the broker confirmed. The rest stay
-    /// unpublished in the store and are sent again, with the same ids, later.
+    /// unpublished in the store and are sent again, with the same ids, later. An attempt for a
+    /// node whose id cannot name a queue (which placement never picks) is not sent at all.
     public func publish(_ attempts: [TaskStore.QueuedAttempt]) async -> [UUID] {
-        guard !attempts.isEmpty else { return [] }
-        for node in Set(attempts.map(\.message.node)) where !declaredNodes.withLock({ $0.contains(node) }) {
-            await declareQueues(of: node)
+        let routable = attempts.compactMap { attempt in NodeID(rawValue: attempt.message.node).map { (attempt, $0) } }
+        if routable.count < attempts.count {
+            logger.error("\(attempts.count - routable.count) attempts name a node id that cannot name a queue: not published")
         }
-        let messages = attempts.map { attempt in
+        guard !routable.isEmpty else { return [] }
+        await ensureQueues(of: Set(routable.map(\.1.rawValue)))
+        let messages = routable.map { attempt, node in
             var properties = AMQPProperties.json
             properties.messageID = attempt.message.attemptID.uuidString.lowercased()
-            let node = NodeID(rawValue: attempt.message.node)!
             return OutgoingMessage(exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(node, attempt.priority),
                                    body: WireFormat.encode(attempt.message), properties: properties)
         }
         let results = await connection.publish(messages)
         var confirmed: [UUID] = []
         var refused: [String] = []
-        for (attempt, result) in zip(attempts, results) {
+        for ((attempt, _), result) in zip(routable, results) {
             switch result {
             case .success(.ack): confirmed.append(attempt.message.attemptID)
             case .success(let outcome):
@@ -51,6 +53,16 @@ public final class TaskPublisher: Sendable {
             logger.warning("\(refused.count) of \(attempts.count) publishes unconfirmed; they will be retried", metadata: ["first": "\(refused[0])"])
         }
         return confirmed
+    }
+
+    /// Declares the class queues of these nodes, once each: fog nodes may only consume their
+    /// queues, never declare or bind them (binding needs read access to `fog.tasks`, which would
+    /// let a node bind its queue to another node's routing keys), so the scheduler does it for
+    /// every node that heartbeats.
+    public func ensureQueues(of nodes: Set<String>) async {
+        for node in nodes.sorted() where !declaredNodes.withLock({ $0.contains(node) }) {
+            await declareQueues(of: node)
+        }
     }
 
     func declareQueues(of node: String) async {

@@ -98,6 +98,11 @@ public enum Migrations {
         Migration(version: 2, name: "why a task's deadline was at risk when it was submitted", sql: """
             ALTER TABLE tasks ADD COLUMN deadline_risk text;
             """),
+        Migration(version: 3, name: "output tails marked when bytes were replaced to store them", sql: """
+            ALTER TABLE attempts ADD COLUMN output_lossy boolean NOT NULL DEFAULT false;
+            -- The queued-attempt backstop looks at published attempts that never started.
+            CREATE INDEX attempts_queued_published ON attempts (published_at) WHERE status = 'queued';
+            """),
     ]
 
     /// The newest version this build knows.

@@ -10,6 +10,8 @@ struct OutcomeWriter {
         let task: UUID
         let node: String
         let number: Int
+        /// The leader epoch it was placed under.
+        let epoch: Int
         var snapshot: TaskLifecycle.Snapshot
     }
 
@@ -23,6 +25,7 @@ struct OutcomeWriter {
         var peak_memory_mb: Double?
         var stdout_tail: String?
         var stderr_tail: String?
+        var output_lossy: Bool?
         var reason: String?
     }
 
@@ -63,12 +66,22 @@ struct OutcomeWriter {
         }
         let at = event.map { RFC3339.format($0.at) }
         let now = Date().timeIntervalSince1970
-        switch TaskLifecycle.decide(happening, given: locked.snapshot) {
+        let decision: TaskLifecycle.Decision
+        if let event, event.node != locked.node {
+            // Only the node an attempt was placed on reports on it (THREATS.md).
+            decision = .ignore("reported by node \(event.node), but the attempt was placed on \(locked.node)")
+        } else if let event, let epoch = event.epoch, epoch != locked.epoch {
+            decision = .ignore("reported under epoch \(epoch), but the attempt was placed under epoch \(locked.epoch)")
+        } else {
+            decision = TaskLifecycle.decide(happening, given: locked.snapshot)
+        }
+        switch decision {
         case .duplicate:
             tally.duplicates += 1
         case .ignore(let why):
             tally.ignored += 1
-            var detail = ["reason": why, "node": event?.node ?? locked.node]
+            var detail = ["reason": why, "node": locked.node]
+            detail["reported_by"] = event?.node
             detail["event"] = event?.kind.rawValue
             detail["outcome"] = event?.outcome?.rawValue
             events.append(EventRow(task_id: locked.task, attempt_id: attemptID, kind: "ignored", status: nil, detail: detail, at: nil))
@@ -94,6 +107,7 @@ struct OutcomeWriter {
             update.peak_memory_mb = event?.peakMemoryMB
             update.stdout_tail = event?.stdoutTail
             update.stderr_tail = event?.stderrTail
+            update.output_lossy = event?.outputLossy
             update.reason = why
             attemptUpdates[attemptID] = update
 
@@ -125,6 +139,7 @@ struct OutcomeWriter {
             let kind = switch happening {
             case .nodeLost: "lost"
             case .timeoutBackstop: "timeout_backstop"
+            case .neverStarted: "queued_backstop"
             default: "finished"
             }
             events.append(EventRow(task_id: locked.task, attempt_id: attemptID, kind: kind,
@@ -144,9 +159,11 @@ struct OutcomeWriter {
             try await tx.query("""
                 UPDATE attempts a SET status = u.status, started_at = coalesce(u.started_at, a.started_at),
                     finished_at = coalesce(u.finished_at, a.finished_at), exit_code = u.exit_code, cpu_seconds = u.cpu_seconds,
-                    peak_memory_mb = u.peak_memory_mb, stdout_tail = u.stdout_tail, stderr_tail = u.stderr_tail, reason = u.reason
+                    peak_memory_mb = u.peak_memory_mb, stdout_tail = u.stdout_tail, stderr_tail = u.stderr_tail,
+                    output_lossy = coalesce(u.output_lossy, false), reason = u.reason
                 FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, status text, started_at timestamptz, finished_at timestamptz,
-                    exit_code integer, cpu_seconds float8, peak_memory_mb float8, stdout_tail text, stderr_tail text, reason text)
+                    exit_code integer, cpu_seconds float8, peak_memory_mb float8, stdout_tail text, stderr_tail text,
+                    output_lossy boolean, reason text)
                 WHERE a.id = u.id
                 """, [TaskStore.jsonParameter(Array(attemptUpdates.values))])
         }

@@ -88,6 +88,19 @@ public struct TaskRecord: Sendable, Codable, Equatable {
     }
 }
 
+extension TaskRecord {
+    /// What a read-only token sees: the task's environment values and its stdin may hold
+    /// secrets, so they read `<redacted>` (the variable names stay, to tell what was set).
+    public static let redactedValue = "<redacted>"
+
+    public var redacted: TaskRecord {
+        var copy = self
+        copy.spec.env = spec.env.mapValues { _ in Self.redactedValue }
+        copy.spec.stdin = spec.stdin.map { _ in Self.redactedValue }
+        return copy
+    }
+}
+
 /// One placement of a task on a node, and how it went.
 public struct AttemptRecord: Sendable, Codable, Equatable {
     public var id: UUID
@@ -105,10 +118,14 @@ public struct AttemptRecord: Sendable, Codable, Equatable {
     public var peakMemoryMB: Double?
     public var stdoutTail: String?
     public var stderrTail: String?
+    /// True when the tails are not byte for byte the program's output (invalid UTF-8 or NUL
+    /// bytes were replaced by U+FFFD to store them).
+    public var outputLossy: Bool?
     public var reason: String?
 
     enum CodingKeys: String, CodingKey {
         case id, number, node, status, epoch, score, reason
+        case outputLossy = "output_lossy"
         case queuedAt = "queued_at", publishedAt = "published_at", startedAt = "started_at", finishedAt = "finished_at"
         case exitCode = "exit_code", cpuSeconds = "cpu_seconds", peakMemoryMB = "peak_memory_mb"
         case stdoutTail = "stdout_tail", stderrTail = "stderr_tail"

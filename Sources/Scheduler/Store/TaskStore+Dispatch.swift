@@ -74,9 +74,28 @@ extension TaskStore {
                 ORDER BY class, deadline, created_at LIMIT $1 FOR UPDATE SKIP LOCKED
                 """, [limit]).rows
             if rows.isEmpty { return ([], planner) }
-            let pending = try rows.map { row in
-                PendingTask(id: try row.decode(at: 0), spec: try Self.json(TaskSpec.self, try row.decode(at: 1)),
-                            attemptCount: try row.decode(at: 2), pendingReason: try row.decodeIfPresent(at: 3))
+            // One row that cannot be read (a spec edited by hand, a bad restore) ends as failed
+            // with the reason; it never stops the round for the others.
+            var unreadable: [Waiting] = []
+            let pending = rows.compactMap { row -> PendingTask? in
+                guard let id = try? row.decode(at: 0, as: UUID.self) else { return nil }
+                do {
+                    return PendingTask(id: id, spec: try Self.json(TaskSpec.self, try row.decode(at: 1)),
+                                       attemptCount: try row.decode(at: 2), pendingReason: try row.decodeIfPresent(at: 3))
+                } catch {
+                    let reason = StorableText.make("its stored spec cannot be read: \(error)", maxBytes: 500).text
+                    unreadable.append(Waiting(id: id, reason: reason))
+                    return nil
+                }
+            }
+            if !unreadable.isEmpty {
+                try await tx.query("""
+                    WITH u AS (
+                        UPDATE tasks t SET status = 'failed', reason = w.reason, updated_at = now()
+                        FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, reason text) WHERE t.id = w.id RETURNING t.id, w.reason)
+                    INSERT INTO task_events (task_id, kind, status, detail)
+                    SELECT u.id, 'unreadable', 'failed', jsonb_build_object('reason', u.reason) FROM u
+                    """, [Self.jsonParameter(unreadable)])
             }
             let steps = planner.plan(pending)
 
@@ -143,16 +162,29 @@ extension TaskStore {
             WHERE a.status = 'queued' AND a.published_at IS NULL AND a.queued_at < now() - $1::bigint * interval '1 millisecond'
             ORDER BY a.queued_at LIMIT $2
             """, [Int(age.seconds * 1000), limit]
-        ).rows.map { row in
-            QueuedAttempt(message: TaskMessage(
-                taskID: try row.decode(at: 0), attemptID: try row.decode(at: 1), attempt: try row.decode(at: 2),
-                epoch: try row.decode(at: 3), node: try row.decode(at: 4), spec: try Self.json(TaskSpec.self, try row.decode(at: 5))))
+        ).rows.compactMap { row in
+            // An attempt whose spec cannot be read is left to the queued backstop, not sent.
+            try? QueuedAttempt(message: TaskMessage(
+                taskID: row.decode(at: 0), attemptID: row.decode(at: 1), attempt: row.decode(at: 2),
+                epoch: row.decode(at: 3), node: row.decode(at: 4), spec: Self.json(TaskSpec.self, row.decode(at: 5))))
         }
     }
 
-    /// A new leader raises the fence to its epoch; it waits for any dispatch transaction of
-    /// an older leader to end (they hold the fence row in share mode), and every later one
-    /// of theirs writes nothing.
+    /// A new leadership's fencing token: one more than the highest epoch the database has seen,
+    /// written into the fence by the same statement. The database holds the highest epoch, so
+    /// the token only ever goes up, whatever Redis forgot or holds (restarted empty, flushed,
+    /// moved to an empty volume, a garbage value in `fog:scheduler:epoch`). The update
+    /// waits for any dispatch transaction of an older leader to end (they hold the fence row in
+    /// share mode), and every later one of theirs writes nothing.
+    public func takeEpoch() async throws -> Int {
+        let rows = try await pool.query("UPDATE scheduler_fence SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch").rows
+        guard let epoch = try rows.first?.decode(at: 0, as: Int.self) else {
+            throw PostgresError(.server, "scheduler_fence has no row: the database was not migrated")
+        }
+        return epoch
+    }
+
+    /// Raises the fence to `epoch` (never lowers it): for tests and tools that fence by hand.
     public func raiseFence(to epoch: Int) async throws {
         try await pool.query("UPDATE scheduler_fence SET epoch = greatest(epoch, $1::bigint) WHERE id = 1", [epoch])
     }

@@ -84,6 +84,27 @@ extension TaskStore {
         }
     }
 
+    /// The backstop behind every way a queued attempt's message can vanish (a purge, a dead
+    /// letter after too many deliveries, a node that dropped it): attempts queued and confirmed
+    /// by the broker more than `bound` ago that never started end as `lost`, and their tasks are
+    /// placed again at once, not counted as a failure. Returns them, so that the caller tells
+    /// their nodes to drop the message if they still hold it.
+    public func endNeverStartedAttempts(epoch: Int, bound: Duration, retry: RetryPolicy) async throws -> [(attempt: UUID, task: UUID, node: String)] {
+        try await pool.withTransaction { tx in
+            try await Self.requireFence(epoch, tx)
+            let snapshots = try await Self.lockAttempts("""
+                a.status = 'queued' AND a.published_at < now() - $1::bigint * interval '1 millisecond'
+                """, [Int(bound.seconds * 1000)], in: tx)
+            var writer = OutcomeWriter(snapshots: snapshots, retry: retry)
+            for attempt in snapshots.keys {
+                writer.apply(.neverStarted, to: attempt, event: nil,
+                             reason: "not started within \(bound) of its dispatch: its message never reached the node; placed again")
+            }
+            try await writer.flush(tx)
+            return snapshots.map { ($0.key, $0.value.task, $0.value.node) }
+        }
+    }
+
     static func requireFence(_ epoch: Int, _ tx: PostgresTransaction) async throws {
         let held = try await tx.query("SELECT 1 FROM scheduler_fence WHERE id = 1 AND epoch = $1::bigint FOR SHARE", [epoch])
         guard !held.rows.isEmpty else { throw StaleLeader(epoch: epoch) }
@@ -95,7 +116,7 @@ extension TaskStore {
         -> [UUID: OutcomeWriter.Locked]
     {
         let rows = try await tx.query("""
-            SELECT a.id, a.task_id, a.node, a.number, a.status, t.status, t.current_attempt, t.failures, t.max_attempts
+            SELECT a.id, a.task_id, a.node, a.number, a.status, t.status, t.current_attempt, t.failures, t.max_attempts, a.epoch
             FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE \(condition)
             ORDER BY t.id, a.id FOR UPDATE OF t, a
             """, parameters).rows
@@ -104,7 +125,7 @@ extension TaskStore {
             let id: UUID = try row.decode(at: 0)
             let current: UUID? = try row.decodeIfPresent(at: 6)
             locked[id] = OutcomeWriter.Locked(
-                task: try row.decode(at: 1), node: try row.decode(at: 2), number: try row.decode(at: 3),
+                task: try row.decode(at: 1), node: try row.decode(at: 2), number: try row.decode(at: 3), epoch: try row.decode(at: 9),
                 snapshot: TaskLifecycle.Snapshot(
                     taskStatus: TaskStatus(rawValue: try row.decode(at: 5)) ?? .pending,
                     attemptStatus: AttemptStatus(rawValue: try row.decode(at: 4)) ?? .queued,

@@ -36,7 +36,7 @@ public struct TaskStore: Sendable {
     static let attemptColumns = """
         a.id, a.number, a.node, a.status, a.epoch, a.score::text AS score, fog_ts(a.queued_at) AS queued_at,
         fog_ts(a.published_at) AS published_at, fog_ts(a.started_at) AS started_at, fog_ts(a.finished_at) AS finished_at,
-        a.exit_code, a.cpu_seconds, a.peak_memory_mb, a.stdout_tail, a.stderr_tail, a.reason
+        a.exit_code, a.cpu_seconds, a.peak_memory_mb, a.stdout_tail, a.stderr_tail, a.output_lossy, a.reason
         """
 
     static func attemptRecord(_ row: PostgresRow) throws -> AttemptRecord {
@@ -49,16 +49,22 @@ public struct TaskStore: Sendable {
             startedAt: try row.decodeIfPresent("started_at"), finishedAt: try row.decodeIfPresent("finished_at"),
             exitCode: try row.decodeIfPresent("exit_code"), cpuSeconds: try row.decodeIfPresent("cpu_seconds"),
             peakMemoryMB: try row.decodeIfPresent("peak_memory_mb"), stdoutTail: try row.decodeIfPresent("stdout_tail"),
-            stderrTail: try row.decodeIfPresent("stderr_tail"), reason: try row.decodeIfPresent("reason"))
+            stderrTail: try row.decodeIfPresent("stderr_tail"), outputLossy: try row.decode("output_lossy", as: Bool.self) ? true : nil,
+            reason: try row.decodeIfPresent("reason"))
     }
 
     static func json<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         try JSONDecoder().decode(T.self, from: Data(text.utf8))
     }
 
-    /// A batch as the text of one `jsonb` parameter.
+    /// A batch as the text of one `jsonb` parameter. A number that is not finite (which JSON
+    /// cannot hold) is written as PostgreSQL's text for it, so that one odd value never turns
+    /// the whole batch into an empty, refused parameter.
     static func jsonParameter<T: Encodable>(_ value: T) -> String {
-        String(decoding: WireFormat.encode(value), as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
 
     /// `SELECT 1`: is the database there?
