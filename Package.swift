@@ -35,6 +35,9 @@ let package = Package(
         .systemLibrary(
             name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]),
+        // glibc's and Linux's calls for confining a task (no_new_privs, memfd, close_range),
+        // which Swift's Glibc module leaves out: a header of static inline wrappers, no library.
+        .systemLibrary(name: "CSandbox", path: "Sources/CSandbox"),
 
         // What the three clients share: a thread of their own for blocking C calls, backoff.
         .target(name: "ClientSupport"),
@@ -83,7 +86,7 @@ let package = Package(
         .target(
             name: "FogNode",
             dependencies: [
-                "FogCore", "AMQPClient", "RedisClient", "ServiceSupport",
+                "FogCore", "AMQPClient", "RedisClient", "ServiceSupport", "CSandbox",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

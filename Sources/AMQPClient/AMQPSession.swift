@@ -74,6 +74,9 @@ final class AMQPSession {
         guard opened == AMQP_STATUS_OK.rawValue else {
             throw AMQPError(.connectionFailed, "\(where_): cannot connect: \(Self.statusText(opened)); is a broker listening there?")
         }
+        // Never inherited by a program this process starts (a fog node's attempts).
+        let descriptor = amqp_get_sockfd(state)
+        if descriptor >= 0 { _ = fcntl(descriptor, F_SETFD, fcntl(descriptor, F_GETFD) | FD_CLOEXEC) }
         let rpc = configuration.rpcTimeout.secondsAndMicroseconds
         var rpcTimeout = timeval(tv_sec: rpc.seconds, tv_usec: rpc.microseconds)
         _ = amqp_set_rpc_timeout(state, &rpcTimeout)

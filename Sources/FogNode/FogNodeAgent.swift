@@ -19,6 +19,7 @@ actor FogNodeAgent {
     struct Running {
         let message: TaskMessage
         let process: AttemptProcess?
+        let identity: TaskIdentity?
     }
 
     let configuration: FogNodeConfiguration
@@ -28,24 +29,28 @@ actor FogNodeAgent {
     private var buffered: [PriorityClass: [Buffered]] = [:]
     private var running: [UUID: Running] = [:]
     private var used = Resources.zero
-    /// Attempts started here lately, to drop redeliveries and republished copies.
-    private var seen: Set<UUID> = []
-    private var seenOrder: [UUID] = []
+    /// Attempts started or cancelled here lately, to drop redeliveries and republished copies.
+    private var seen = RecentIDs(limit: 20_000)
+    private var cancelled = RecentIDs(limit: 20_000)
     private(set) var fenced = false
     private(set) var draining = false
     /// Where attempts' control groups go, if anywhere.
     let cgroups: CgroupLayout
-    /// The task user, when the node runs as root.
-    let taskUser: (uid: uid_t, gid: gid_t)?
+    /// Who attempts run as.
+    let taskUsers: TaskUsers
 
-    init(configuration: FogNodeConfiguration, consuming: AMQPConnection, events: EventPublisher, logger: Logger) {
+    init(configuration: FogNodeConfiguration, consuming: AMQPConnection, events: EventPublisher, logger: Logger) throws {
         self.configuration = configuration
         self.consuming = consuming
         self.events = events
         self.logger = logger
         cgroups = configuration.useCgroups ? CgroupLayout.detect(node: configuration.id.rawValue) : .unavailable(reason: "FOG_CGROUPS=false")
-        taskUser = ExecShim.taskUser(named: configuration.taskUser)
-        logger.notice("attempts are confined by \(cgroups), run as \(taskUser.map { "uid \($0.uid)" } ?? "this node's user")")
+        taskUsers = TaskUsers(configuration: configuration)
+        try AttemptDirectory.prepareRoot(configuration.workDirectory)
+        logger.notice("attempts are confined by \(cgroups), run \(taskUsers.description), in directories under \(configuration.workDirectory)")
+        if case .unprivileged = taskUsers.mode {
+            logger.warning("this node is not root: tasks run as its own user and can reach what it can (run it as root for isolation)")
+        }
     }
 
     var load: NodeLoad {
@@ -55,23 +60,36 @@ actor FogNodeAgent {
 
     var runningCount: Int { running.count }
 
-    /// A delivery from one of this node's queues.
+    /// A delivery from one of this node's queues. Whatever it holds, it is settled: taken into
+    /// the buffer, acked as a copy of an attempt started or cancelled here, refused with an
+    /// event (an invalid spec), or rejected to `fog.dead` through the queue's dead-letter
+    /// exchange (unreadable, or meant for another node: the scheduler's queued backstop then
+    /// places that attempt again). A fog node publishes nowhere but `fog.events`.
     func received(_ delivery: AMQPDelivery) async {
         let message: TaskMessage
         do {
             message = try WireFormat.decode(TaskMessage.self, from: delivery.body)
         } catch {
-            logger.warning("dead-lettering an unreadable task message: \(error.reason)")
-            do {
-                try await TopologyDeclarations.deadLetter(delivery, reason: error.reason, on: events.connection)
-                try await consuming.ack(delivery)
-            } catch {
-                try? await consuming.reject(delivery, requeue: false)
-            }
+            logger.warning("rejecting an unreadable task message to fog.dead: \(error.reason)")
+            try? await consuming.reject(delivery, requeue: false)
             return
         }
-        if seen.contains(message.attemptID) || message.node != configuration.id.rawValue {
-            // A redelivery of an attempt started already, or a message for another node.
+        if message.node != configuration.id.rawValue {
+            logger.warning("rejecting attempt \(message.attemptID) to fog.dead: it was placed on node \(message.node.prefix(80)), not on this one")
+            try? await consuming.reject(delivery, requeue: false)
+            return
+        }
+        if seen.contains(message.attemptID) || cancelled.contains(message.attemptID) {
+            // A redelivery of an attempt started already, or one the scheduler cancelled.
+            try? await consuming.ack(delivery)
+            return
+        }
+        let problems = message.spec.problems
+        guard problems.isEmpty else {
+            seen.insert(message.attemptID)
+            let reason = problems.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+            logger.warning("refusing attempt \(message.attemptID): its task is invalid: \(reason)")
+            await finish(message, outcome: .rejected, reason: "the task message is invalid: \(reason)")
             try? await consuming.ack(delivery)
             return
         }
@@ -84,36 +102,31 @@ actor FogNodeAgent {
         await startWhatFits()
     }
 
-    private func remember(_ attempt: UUID) {
-        seen.insert(attempt)
-        seenOrder.append(attempt)
-        if seenOrder.count > 20_000 {
-            seen.subtract(seenOrder.prefix(10_000))
-            seenOrder.removeFirst(10_000)
-        }
-    }
-
-    /// Starts buffered attempts, highest class first, while they fit.
+    /// Starts buffered attempts, highest class first, while they fit (and, with a uid pool,
+    /// while a uid is free).
     func startWhatFits() async {
         guard !fenced && !draining else { return }
         for priority in PriorityClass.consumptionOrder {
             while let next = buffered[priority]?.first {
                 let free = configuration.capacity - used
                 guard free.fits(next.message.spec.resources) else { return }
+                let (available, identity) = next.message.spec.kind == .noop ? (true, nil) : taskUsers.take()
+                guard available else { return }
                 buffered[priority]?.removeFirst()
-                await start(next)
+                await start(next, as: identity)
             }
         }
     }
 
-    private func start(_ item: Buffered) async {
+    private func start(_ item: Buffered, as identity: TaskIdentity?) async {
         let message = item.message
         let spec = message.spec
-        remember(message.attemptID)
+        seen.insert(message.attemptID)
         var argv: [String]
-        if let command = spec.command {
-            guard configuration.allowedCommands.contains(command[0]) else {
-                await finish(message, outcome: .rejected, reason: "\(command[0]) is not in FOG_ALLOWED_COMMANDS on node \(configuration.id)")
+        if let command = spec.command, let program = command.first {
+            guard configuration.allowedCommands.contains(program) else {
+                taskUsers.giveBack(identity)
+                await finish(message, outcome: .rejected, reason: "\(program) is not in FOG_ALLOWED_COMMANDS on node \(configuration.id)")
                 try? await consuming.ack(item.delivery)
                 return
             }
@@ -123,9 +136,9 @@ actor FogNodeAgent {
         }
         used = used + spec.resources
         let process = spec.kind == .noop ? nil : AttemptProcess(name: "attempt \(message.attemptID)")
-        running[message.attemptID] = Running(message: message, process: process)
+        running[message.attemptID] = Running(message: message, process: process, identity: identity)
         let started = TaskEvent(taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue,
-                                kind: .started, at: Date().timeIntervalSince1970)
+                                kind: .started, at: Date().timeIntervalSince1970, epoch: message.epoch)
         let delivery = item.delivery
         Task {
             await events.send(started)
@@ -136,15 +149,16 @@ actor FogNodeAgent {
                 let stdin = spec.stdin.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
                 var environment = spec.env
                 environment["PATH"] = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+                environment["HOME"] = environment["HOME"] ?? directory
                 environment["FOG_TASK_ID"] = message.taskID.uuidString.lowercased()
                 environment["FOG_ATTEMPT"] = String(message.attempt)
                 let limits = AttemptLimits(
-                    cgroups: cgroups, name: message.attemptID.uuidString.lowercased(), user: taskUser,
+                    cgroups: cgroups, name: message.attemptID.uuidString.lowercased(), user: identity,
                     memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
                     maxProcesses: configuration.maxProcessesPerAttempt)
                 result = await process.run(argv: argv, environment: environment, stdin: stdin, directory: directory,
-                                           timeout: .milliseconds(Int64(spec.timeoutSeconds * 1000)), tailBytes: configuration.outputTailBytes,
-                                           limits: limits)
+                                           timeout: .milliseconds(Int64((spec.timeoutSeconds * 1000).rounded(.up))),
+                                           tailBytes: configuration.outputTailBytes, limits: limits)
             } else {
                 let code = spec.args.exitCode ?? 0
                 result = AttemptProcess.Result(outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: 0, peakMemoryMB: 0,
@@ -155,6 +169,7 @@ actor FogNodeAgent {
     }
 
     private func ended(_ message: TaskMessage, _ result: AttemptProcess.Result) async {
+        taskUsers.giveBack(running[message.attemptID]?.identity)
         running[message.attemptID] = nil
         used = used - message.spec.resources
         await finish(message, outcome: result.outcome, reason: result.reason, result: result)
@@ -165,18 +180,25 @@ actor FogNodeAgent {
         let event = TaskEvent(
             taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue, kind: .finished,
             at: Date().timeIntervalSince1970, outcome: outcome, exitCode: result?.exitCode, cpuSeconds: result?.cpuSeconds,
-            peakMemoryMB: result?.peakMemoryMB, stdoutTail: result?.stdoutTail, stderrTail: result?.stderrTail, reason: reason)
+            peakMemoryMB: result?.peakMemoryMB, stdoutTail: result?.stdoutTail, stderrTail: result?.stderrTail,
+            outputLossy: result?.outputLossy == true ? true : nil, reason: reason, epoch: message.epoch)
         await events.send(event)
     }
 
-    /// A control message: stop the named attempt if it runs here.
-    func cancel(attempt: UUID) {
+    /// A control message: stop the named attempt if it runs here; drop it from the buffer, and
+    /// settle its delivery, if it waits here; and drop it if it arrives later.
+    func cancel(attempt: UUID) async {
+        cancelled.insert(attempt)
         if let entry = running[attempt] {
             logger.info("cancelling attempt \(attempt) of task \(entry.message.taskID)")
             entry.process?.stop(.cancel)
         }
         for priority in PriorityClass.allCases {
-            buffered[priority]?.removeAll { $0.message.attemptID == attempt }
+            guard let index = buffered[priority]?.firstIndex(where: { $0.message.attemptID == attempt }),
+                let item = buffered[priority]?.remove(at: index)
+            else { continue }
+            logger.info("dropping cancelled attempt \(attempt) from the buffer")
+            try? await consuming.ack(item.delivery)
         }
     }
 
@@ -214,6 +236,27 @@ actor FogNodeAgent {
         buffered = [:]
         for item in items {
             try? await consuming.nack(item.delivery, requeue: true)
+        }
+    }
+}
+
+/// The ids of the last `limit` attempts seen, for dropping copies of them.
+struct RecentIDs {
+    let limit: Int
+    private var set: Set<UUID> = []
+    private var order: [UUID] = []
+
+    init(limit: Int) { self.limit = limit }
+
+    func contains(_ id: UUID) -> Bool { set.contains(id) }
+
+    mutating func insert(_ id: UUID) {
+        guard set.insert(id).inserted else { return }
+        order.append(id)
+        if order.count > limit {
+            let old = order.prefix(limit / 2)
+            set.subtract(old)
+            order.removeFirst(old.count)
         }
     }
 }

@@ -23,8 +23,12 @@ public struct FogNodeConfiguration: Sendable {
     public var workDirectory: String
     /// The most bytes of stdout and stderr kept per attempt (the tails reported).
     public var outputTailBytes = 4_096
-    /// The user tasks run as when the node runs as root.
+    /// The user tasks run as when the node runs as root (never root itself).
     public var taskUser = "nobody"
+    /// With this range (`FOG_TASK_UIDS=60000-60999`), each running attempt gets a uid (and a
+    /// group of the same number) of its own, which no user or group of the host has: attempts
+    /// of different submitters cannot see each other's processes or files.
+    public var taskUIDs: ClosedRange<UInt32>?
     /// The most processes one attempt may have (pids.max, or RLIMIT_NPROC for the task user).
     public var maxProcessesPerAttempt = 256
     /// Whether to confine attempts in control groups when the node may write them.
@@ -69,6 +73,22 @@ public struct FogNodeConfiguration: Sendable {
         drainTimeout = try settings.duration("FOG_DRAIN_TIMEOUT", default: drainTimeout)
         workDirectory = settings.string("FOG_WORK_DIR") ?? "/var/tmp/fog-node/\(id.rawValue)"
         taskUser = settings.string("FOG_TASK_USER") ?? taskUser
+        if let entry = getpwnam(taskUser), entry.pointee.pw_uid == 0 {
+            throw Settings.Invalid(name: "FOG_TASK_USER", value: taskUser, expected: "an unprivileged user (tasks never run as root)")
+        }
+        if let text = settings.string("FOG_TASK_UIDS") {
+            let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt32($0.trimmingCharacters(in: .whitespaces)) }
+            guard bounds.count == 2, let low = bounds[0], let high = bounds[1], low <= high, high - low < 1_000_000, high < UInt32.max else {
+                throw Settings.Invalid(name: "FOG_TASK_UIDS", value: text, expected: "a range of unused uids such as 60000-60999")
+            }
+            if let problem = TaskUsers.problem(with: low...high) {
+                throw Settings.Invalid(name: "FOG_TASK_UIDS", value: text, expected: "uids no user or group of this host has: \(problem)")
+            }
+            taskUIDs = low...high
+        }
+        if geteuid() == 0, taskUIDs == nil, getpwnam(taskUser) == nil {
+            throw Settings.Invalid(name: "FOG_TASK_USER", value: taskUser, expected: "a user of this host (a root node never runs tasks as itself)")
+        }
         maxProcessesPerAttempt = try settings.int("FOG_TASK_MAX_PROCESSES", default: maxProcessesPerAttempt, in: 1...100_000)
         useCgroups = try settings.bool("FOG_CGROUPS", default: useCgroups)
         guard heartbeatTTL >= heartbeatInterval * 2 else {
@@ -86,22 +106,30 @@ enum HostResources {
             (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         var cpu = ProcessInfo.processInfo.activeProcessorCount * 1000
-        if let parts = read("/sys/fs/cgroup/cpu.max")?.split(separator: " "), parts.count == 2,
-            let quota = Double(parts[0]), let period = Double(parts[1]), period > 0
-        {
-            cpu = min(cpu, Int(quota / period * 1000))
-        } else if let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").flatMap(Double.init), quota > 0,
-            let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us").flatMap(Double.init), period > 0
-        {
-            cpu = min(cpu, Int(quota / period * 1000))
+        // Kernel files, but read as any outside value: a conversion never traps.
+        func millicores(_ quota: Double, _ period: Double) -> Int? {
+            let value = quota / period * 1000
+            return value.isFinite && value >= 1 && value < 1e12 ? Int(value) : nil
         }
-        var memory = Int(ProcessInfo.processInfo.physicalMemory / 1_048_576)
+        if let parts = read("/sys/fs/cgroup/cpu.max")?.split(separator: " "), parts.count == 2,
+            let quota = Double(parts[0]), let period = Double(parts[1]), period > 0, let limit = millicores(quota, period)
+        {
+            cpu = min(cpu, limit)
+        } else if let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").flatMap(Double.init), quota > 0,
+            let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us").flatMap(Double.init), period > 0, let limit = millicores(quota, period)
+        {
+            cpu = min(cpu, limit)
+        }
+        var memory = Int(min(ProcessInfo.processInfo.physicalMemory / 1_048_576, 100_000_000))
         for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
-            if let limit = read(path).flatMap(Int.init) { memory = min(memory, limit / 1_048_576) }
+            if let limit = read(path).flatMap(Int.init), limit > 0 { memory = min(memory, limit / 1_048_576) }
         }
         var storage = 0
         var stats = statvfs()
-        if statvfs("/var/tmp", &stats) == 0 { storage = Int(UInt64(stats.f_bavail) * UInt64(stats.f_frsize) / 1_048_576) }
-        return Resources(cpuMillicores: max(1, cpu), memoryMB: max(1, memory), storageMB: storage)
+        if statvfs("/var/tmp", &stats) == 0 {
+            let (bytes, overflow) = UInt64(stats.f_bavail).multipliedReportingOverflow(by: UInt64(stats.f_frsize))
+            storage = overflow ? 1_000_000_000 : Int(min(bytes / 1_048_576, 1_000_000_000))
+        }
+        return Resources(cpuMillicores: min(max(1, cpu), 10_000_000), memoryMB: max(1, memory), storageMB: storage)
     }
 }

@@ -10,7 +10,8 @@ import ServiceSupport
 /// `fog-node run`: registers in Redis, heartbeats, consumes its class queues and the control
 /// plane, and runs attempts through `FogNodeAgent`. On SIGTERM it drains: no new work, running
 /// attempts get `FOG_DRAIN_TIMEOUT` to finish, the rest are reported interrupted (retried
-/// elsewhere), and it exits 0.
+/// elsewhere), and it exits 0. It declares nothing on the broker but its own control queue:
+/// its user may not (THREATS.md), and the scheduler declares a node's queues once it heartbeats.
 public struct FogNodeService: Service {
     let configuration: FogNodeConfiguration
     let logger: Logger
@@ -32,10 +33,9 @@ public struct FogNodeService: Service {
             consuming.close()
             redis.close()
         }
-        let agent = FogNodeAgent(
+        let agent = try FogNodeAgent(
             configuration: configuration, consuming: consuming,
             events: EventPublisher(connection: publishing, node: configuration.id.rawValue, logger: logger), logger: logger)
-        try await declareTopology(on: consuming)
         let info = FogNodeInfo(
             id: configuration.id.rawValue, capacity: configuration.capacity, zone: configuration.zone, labels: configuration.labels,
             latencyMS: configuration.latencyMS, power: configuration.power, speed: configuration.speed, version: "1", startedAt: Date().timeIntervalSince1970)
@@ -57,23 +57,6 @@ public struct FogNodeService: Service {
         // Gone from the live set at once, so that what is still queued here is placed elsewhere.
         _ = try? await redis.delete(FogKeys.heartbeat(configuration.id.rawValue))
         logger.notice("fog node \(configuration.id) stopped")
-    }
-
-    func declareTopology(on connection: AMQPConnection) async throws {
-        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
-        var reported = false
-        while true {
-            do {
-                try await TopologyDeclarations.declareShared(on: connection)
-                try await TopologyDeclarations.declareNodeQueues(configuration.id, on: connection)
-                return
-            } catch {
-                if Task.isCancelled { throw error }
-                if !reported { logger.warning("waiting for the broker: \(error)") }
-                reported = true
-                try await Task.sleep(for: backoff.next())
-            }
-        }
     }
 
     /// Registers, then writes the heartbeat every interval; fences the agent whenever the last
@@ -110,11 +93,16 @@ public struct FogNodeService: Service {
     }
 
     func consume(_ queue: String, on connection: AMQPConnection, agent: FogNodeAgent) async {
-        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        // Short: until the scheduler has declared the queue (a few hundred ms after the first
+        // heartbeat), each try fails at once.
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(2))
+        var failing: String?
         while !Task.isCancelled {
             do {
                 let consumer = try await connection.consume(queue: queue, prefetch: 50)
                 backoff.reset()
+                if failing != nil { logger.info("consuming \(queue)") }
+                failing = nil
                 for try await delivery in consumer {
                     if await agent.draining {
                         // Stop consuming: what is left in the queue is placed elsewhere.
@@ -126,7 +114,12 @@ public struct FogNodeService: Service {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("consumer of \(queue): \(error); subscribing again")
+                let text = "\(error)"
+                if failing != text {
+                    let hint = (error as? AMQPError)?.replyCode == 404 ? " (the scheduler declares it once this node heartbeats)" : ""
+                    logger.warning("cannot consume \(queue) yet: \(text)\(hint); trying again")
+                }
+                failing = text
                 try? await Task.sleep(for: backoff.next())
             }
         }

@@ -34,6 +34,9 @@ final class RedisContext {
             redisFree(raw)
             throw RedisError(.connectionFailed, "cannot connect: \(reason)", address: address)
         }
+        // Never inherited by a program this process starts (a fog node's attempts).
+        let descriptor = raw.pointee.fd
+        if descriptor >= 0 { _ = fcntl(descriptor, F_SETFD, fcntl(descriptor, F_GETFD) | FD_CLOEXEC) }
         let handle = RedisContext(context: raw, address: address)
         let command = configuration.commandTimeout.secondsAndMicroseconds
         _ = redisSetTimeout(raw, timeval(tv_sec: command.seconds, tv_usec: command.microseconds))

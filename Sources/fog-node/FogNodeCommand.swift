@@ -53,6 +53,12 @@ struct FogNodeCommand: AsyncParsableCommand {
 
         func run() throws {
             guard let builtin = BuiltinKind(rawValue: kind) else { throw ValidationError("unknown kind \(kind)") }
+            // The flags are outside input too: the same limits as a task's arguments.
+            let arguments = BuiltinArguments(seconds: seconds, millicores: millicores, mb: mb, exitCode: Int(exitCode))
+            let spec = TaskSpec(name: kind, kind: builtin, args: arguments)
+            if let problem = spec.problems.sorted(by: { $0.key < $1.key }).first {
+                throw ValidationError("--\(problem.key.dropFirst("args.".count).replacingOccurrences(of: "_", with: "-")) \(problem.value)")
+            }
             let status = Builtins.run(builtin, seconds: seconds, millicores: millicores, mb: mb, exitCode: exitCode)
             if status != 0 { throw ExitCode(status) }
         }
@@ -69,10 +75,23 @@ struct FogNodeCommand: AsyncParsableCommand {
         @Option var cpuSeconds: Int?
         @Option var uid: UInt32?
         @Option var gid: UInt32?
+        @Flag var environmentFromFd = false
         @Argument(parsing: .postTerminator) var argv: [String] = []
+
+        func validate() throws {
+            if let maxProcesses, !ExecShim.Limits.maxProcesses.contains(maxProcesses) {
+                throw ValidationError("--max-processes must be in \(ExecShim.Limits.maxProcesses)")
+            }
+            if let cpuSeconds, !ExecShim.Limits.cpuSeconds.contains(cpuSeconds) {
+                throw ValidationError("--cpu-seconds must be in \(ExecShim.Limits.cpuSeconds)")
+            }
+            if (uid == nil) != (gid == nil) { throw ValidationError("--uid and --gid go together") }
+            if uid == 0 { throw ValidationError("--uid 0: a task never runs as root") }
+        }
 
         func run() throws {
             var plan = ExecShim.Plan()
+            plan.environmentFromDescriptor = environmentFromFd
             plan.cgroupDirectories = joins
             plan.maxProcesses = maxProcesses
             plan.cpuSeconds = cpuSeconds

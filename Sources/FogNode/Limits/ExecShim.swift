@@ -1,18 +1,35 @@
+internal import CSandbox
+import FogCore
 import Foundation
 
 /// What runs between `posix_spawn` and the task's program (`fog-node exec-shim ... -- argv`):
 /// Swift must not fork, so the fog node spawns itself, and this joins the attempt's control
-/// groups, sets rlimits, drops to the task user and `execve`s the program in the same process
-/// (the node keeps its pid and process group). Failing any step, it exits 126 with the reason
-/// on stderr, and the program never runs.
+/// groups, sets rlimits, drops to the task user for good and `execve`s the program in the same
+/// process (the node keeps its pid and process group). Failing any step, it exits 126 with the
+/// reason on stderr, and the program never runs.
+///
+/// Nothing the task controls reaches this process while it is privileged: it is spawned with a
+/// fixed environment (so no dynamic-loader variable can act on it), its descriptors are the
+/// node's own (stdin and the task's environment in memory files, output into pipes, nothing
+/// above 3), and it reads the task's environment from descriptor 3 only after the drop, to hand
+/// it to the final `execve`.
 public enum ExecShim {
+    /// The descriptor the task's environment arrives on: `NAME=value` entries, each ended by NUL.
+    static let environmentDescriptor: Int32 = 3
+    /// The most environment bytes read (the API allows 64 KiB).
+    static let maxEnvironmentBytes = 1 << 20
+    /// What the shim itself runs with: nothing of the task's, nothing of the node's.
+    static let fixedEnvironment = ["PATH=/usr/bin:/bin", "LC_ALL=C"]
+
     public struct Plan: Sendable {
         public var cgroupDirectories: [String] = []
         public var maxProcesses: Int?
         /// CPU seconds (RLIMIT_CPU), when no control group caps the CPU.
         public var cpuSeconds: Int?
-        public var uid: uid_t?
-        public var gid: gid_t?
+        public var uid: UInt32?
+        public var gid: UInt32?
+        /// Read the task's environment from descriptor 3.
+        public var environmentFromDescriptor = false
         public var argv: [String] = []
 
         public init() {}
@@ -24,8 +41,15 @@ public enum ExecShim {
             if let maxProcesses { arguments += ["--max-processes", String(maxProcesses)] }
             if let cpuSeconds { arguments += ["--cpu-seconds", String(cpuSeconds)] }
             if let uid, let gid { arguments += ["--uid", String(uid), "--gid", String(gid)] }
+            if environmentFromDescriptor { arguments.append("--environment-from-fd") }
             return arguments + ["--"] + argv
         }
+    }
+
+    /// The ranges the shim's flags must fall in (they are outside input like any other).
+    public enum Limits {
+        public static let maxProcesses = 1...1_000_000
+        public static let cpuSeconds = 1...1_000_000_000
     }
 
     public static func exec(_ plan: Plan) -> Never {
@@ -41,12 +65,12 @@ public enum ExecShim {
         }
         var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
-        if let maxProcesses = plan.maxProcesses, plan.uid != nil {
+        if let maxProcesses = plan.maxProcesses, Limits.maxProcesses.contains(maxProcesses), plan.uid != nil {
             // Per user, so only meaningful for the unprivileged task user.
             var limit = rlimit(rlim_cur: rlim_t(maxProcesses), rlim_max: rlim_t(maxProcesses))
             setrlimit(__rlimit_resource_t(6), &limit)  // RLIMIT_NPROC, which Glibc does not export to Swift
         }
-        if let cpuSeconds = plan.cpuSeconds {
+        if let cpuSeconds = plan.cpuSeconds, Limits.cpuSeconds.contains(cpuSeconds) {
             var limit = rlimit(rlim_cur: rlim_t(cpuSeconds), rlim_max: rlim_t(cpuSeconds + 5))
             setrlimit(__rlimit_resource_t(RLIMIT_CPU.rawValue), &limit)
         }
@@ -61,22 +85,48 @@ public enum ExecShim {
             guard setgroups(0, nil) == 0 else { fail("setgroups") }
             guard setgid(gid) == 0 else { fail("setgid \(gid)") }
             guard setuid(uid) == 0 else { fail("setuid \(uid)") }
+            // For good: neither the real, effective nor saved ids may lead back.
+            guard getuid() == uid, geteuid() == uid, getgid() == gid, getegid() == gid, uid == 0 || setuid(0) != 0 else {
+                fail("the task user's ids did not hold")
+            }
         }
+        guard fog_set_no_new_privs() == 0 else { fail("PR_SET_NO_NEW_PRIVS") }
+        umask(0o077)
+        let environment = plan.environmentFromDescriptor ? readEnvironment() : []
+        // Nothing above stderr reaches the program (the own-binary descriptor goes at exec).
+        guard fog_cloexec_from(3) == 0 else { fail("close_range") }
         guard let program = plan.argv.first else { fail("no program") }
         let cArguments = plan.argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup($0) } + [nil]
         if ownBinary >= 0 {
-            let cEnvironment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
             fexecve(ownBinary, cArguments, cEnvironment)
         } else {
-            execv(program, cArguments)
+            execve(program, cArguments, cEnvironment)
         }
         fail("cannot run \(program)")
     }
 
-    /// The task user's ids, when this process runs as root; nil otherwise (tasks then run as
-    /// the node's own user).
-    static func taskUser(named name: String) -> (uid: uid_t, gid: gid_t)? {
-        guard geteuid() == 0, let entry = getpwnam(name) else { return nil }
-        return (entry.pointee.pw_uid, entry.pointee.pw_gid)
+    /// The task's environment from descriptor 3, then closed: at most `maxEnvironmentBytes`,
+    /// without any variable the dynamic loader reads (the node refuses those already).
+    static func readEnvironment() -> [String] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while bytes.count < maxEnvironmentBytes {
+            let count = read(environmentDescriptor, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes += chunk[0..<count]
+        }
+        close(environmentDescriptor)
+        return bytes.split(separator: 0).compactMap { entry in
+            let text = String(decoding: entry, as: UTF8.self)
+            guard let equals = text.firstIndex(of: "="), !TaskLimits.isLoaderVariable(String(text[..<equals])) else { return nil }
+            return text
+        }
+    }
+
+    /// The task's environment as descriptor 3 carries it.
+    static func encodeEnvironment(_ environment: [String: String]) -> [UInt8] {
+        environment.sorted { $0.key < $1.key }.flatMap { Array("\($0.key)=\($0.value)".utf8) + [0] }
     }
 }
