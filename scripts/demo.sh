@@ -33,7 +33,9 @@ start_processes() {
   for spec in "${NODES[@]}"; do
     read -r id zone cpu memory <<<"$spec"
     pid_alive "$(cat "$STATE/$id.pid" 2>/dev/null)" && continue
-    env -u FOG_DATABASE_URL -u FOG_API_TOKENS FOG_NODE_ID="$id" FOG_NODE_ZONE="$zone" FOG_NODE_CPU_MILLICORES="$cpu" \
+    # The fog nodes' own users: their queues, fog.events and their Redis keys, nothing more.
+    env -u FOG_DATABASE_URL -u FOG_API_TOKENS FOG_BROKER_URL="$FOG_NODE_BROKER_URL" FOG_REDIS_URL="$FOG_NODE_REDIS_URL" \
+      FOG_NODE_ID="$id" FOG_NODE_ZONE="$zone" FOG_NODE_CPU_MILLICORES="$cpu" \
       FOG_NODE_MEMORY_MB="$memory" FOG_NODE_LATENCIES="zone-a=5,zone-b=15,zone-c=40" FOG_WORK_DIR="$STATE/work-$id" \
       FOG_ALLOWED_COMMANDS=/bin/sh,/bin/echo,/usr/bin/sha256sum,/bin/uname \
       "$BIN/fog-node" run >>"$STATE/$id.log" 2>&1 &

@@ -50,7 +50,8 @@ start_nodes() {
     read -r id zone cpu memory idle max <<<"$spec"
     lat=""
     for z in zone-a zone-b zone-c; do lat+="${lat:+,}$z=$(latency "$z" "$zone")"; done
-    env -u FOG_DATABASE_URL -u FOG_API_TOKENS FOG_NODE_ID="$id" FOG_NODE_ZONE="$zone" FOG_NODE_CPU_MILLICORES="$cpu" \
+    env -u FOG_DATABASE_URL -u FOG_API_TOKENS FOG_BROKER_URL="$FOG_BENCH_NODE_BROKER_URL" FOG_REDIS_URL="$FOG_BENCH_NODE_REDIS_URL" \
+      FOG_NODE_ID="$id" FOG_NODE_ZONE="$zone" FOG_NODE_CPU_MILLICORES="$cpu" \
       FOG_NODE_MEMORY_MB="$memory" FOG_NODE_LATENCIES="$lat" FOG_NODE_POWER_IDLE_W="$idle" FOG_NODE_POWER_MAX_W="$max" \
       FOG_NODE_SPEED=1 FOG_WORK_DIR="$STATE/work-$id" "$BIN/fog-node" run >>"$STATE/$id.log" 2>&1 &
     echo $! >"$STATE/$id.pid"

@@ -10,6 +10,14 @@
 #   scripts/services.sh cli rabbitmqctl|redis-cli|psql|shell [ARGS...] [--profile ...]
 #       a client as the services' administrator (rabbitmqctl on rmq1; `shell`: a shell with
 #       rmq1's environment), for `make rabbitmq|redis|postgres[-cli] FOG_TARGET=local`
+#   scripts/services.sh node-user ID [--profile ...]     a broker and a Redis user for fog node ID
+#       alone (its queues, its keys, its routing key); prints its FOG_BROKER_URL and FOG_REDIS_URL
+#   scripts/services.sh node-user-delete ID [--profile ...]
+#
+# Each role has users of its own, with least privilege (docs/SECURITY.md): the scheduler (`fog`:
+# all of vhost fog; Redis fog:*), the fog nodes (`fog-node`, shared: consume fog.node.* and its
+# control queue, publish to fog.events only; Redis fog:node:* and SADD on fog:nodes), clusterctl
+# (Redis rabbitmq:* only) and the administrator.
 #
 # A `clusterctl run` beside each RabbitMQ node forms the cluster through Redis (it is built
 # first if needed). The lab profile starts three RabbitMQ nodes only, without clusterctl:
@@ -92,11 +100,19 @@ load_secrets() {
       echo "RABBITMQ_ADMIN_PASS=$(random_secret)"
       echo "REDIS_ADMIN_PASS=$(random_secret)"
       echo "REDIS_FOG_PASS=$(random_secret)"
+      echo "REDIS_NODE_PASS=$(random_secret)"
+      echo "REDIS_CLUSTERCTL_PASS=$(random_secret)"
+      echo "RABBITMQ_NODE_PASS=$(random_secret)"
       echo "PG_SUPER_PASS=$(random_secret)"
       echo "PG_FOG_PASS=$(random_secret)"
     } >"$file"
     umask 022
   fi
+  # A state folder from before the per-role users: add their passwords.
+  local name
+  for name in REDIS_NODE_PASS REDIS_CLUSTERCTL_PASS RABBITMQ_NODE_PASS; do
+    grep -q "^$name=" "$file" || (umask 077; echo "$name=$(random_secret)" >>"$file")
+  done
   # shellcheck disable=SC1090
   . "$file"
 }
@@ -286,6 +302,27 @@ start_rabbitmq() {
     rmq rmq1 rabbitmqctl delete_user guest >/dev/null 2>&1 || true
     touch "$STATE/rmq/users"
   fi
+  if [ ! -f "$STATE/rmq/node-user" ]; then
+    log "creating the fog nodes' shared user fog-node"
+    rmq rmq1 rabbitmqctl add_user fog-node "$RABBITMQ_NODE_PASS" >/dev/null 2>&1 \
+      || rmq rmq1 rabbitmqctl change_password fog-node "$RABBITMQ_NODE_PASS" >/dev/null
+    set_node_permissions fog-node '[A-Za-z0-9_-]+'
+    touch "$STATE/rmq/node-user"
+  fi
+}
+
+# A fog node's broker rights, for the node ids that $2 matches (one id, or any for the shared
+# user): declare, bind and consume its own control queue, bind it to fog.cluster, consume its
+# class queues, publish to fog.events under the routing key node.<id> (a topic permission) and
+# nowhere else. It cannot declare or bind its class queues (the scheduler does), publish
+# tasks, read fog.events, or (with a user of its own) touch another node's queues.
+set_node_permissions() {
+  local user=$1 id=$2
+  rmq rmq1 rabbitmqctl set_permissions -p fog "$user" \
+    "^fog\\.control\\.$id\\..*\$" \
+    "^(fog\\.events|fog\\.control\\.$id\\..*)\$" \
+    "^(fog\\.node\\.$id\\.[a-z]+|fog\\.control\\.$id\\..*|fog\\.cluster)\$" >/dev/null
+  rmq rmq1 rabbitmqctl set_topic_permissions -p fog "$user" fog.events "^node\\.$id\$" '^$' >/dev/null
 }
 
 # --- clusterctl ---------------------------------------------------------------------------------
@@ -316,7 +353,7 @@ start_agent() { # clusterctl run beside node $1, logging to its folder, PID reco
   (
     . "$dir/env.sh"
     exec "$CLUSTERCTL" run --node "$node@localhost" \
-      --redis-url "redis://fog:$REDIS_FOG_PASS@127.0.0.1:$REDIS_PORT/0"
+      --redis-url "redis://clusterctl:$REDIS_CLUSTERCTL_PASS@127.0.0.1:$REDIS_PORT/0"
   ) >>"$dir/clusterctl.log" 2>&1 &
   echo $! >"$pidfile"
 }
@@ -361,14 +398,39 @@ logfile $dir/redis.log
 dir $dir
 save ""
 appendonly no
-requirepass $REDIS_ADMIN_PASS
-user fog on >$REDIS_FOG_PASS ~fog:* ~rabbitmq:* ~test:* &* +@all -@dangerous
+aclfile $dir/users.acl
 EOF
+  write_redis_acl "$dir/users.acl"
   umask 022
   rm -f "$dir/redis.pid"
   redis-server "$dir/redis.conf"
   wait_for 20 "Redis" redis-cli -p "$REDIS_PORT" --user fog --pass "$REDIS_FOG_PASS" --no-auth-warning ping
 }
+
+# The role users, in an ACL file so that per-node users (node-user) survive a restart:
+# fog is the scheduler (and the tests' own test:* keys); clusterctl has rabbitmq:* only;
+# fog-node has the nodes' registrations and heartbeats and SADD on fog:nodes, nothing else.
+write_redis_acl() {
+  local file=$1 kept=""
+  [ -f "$file" ] && kept=$(grep -E '^user fog-node-' "$file" || true)
+  {
+    echo "user default on >$REDIS_ADMIN_PASS ~* &* +@all"
+    echo "user fog on >$REDIS_FOG_PASS ~fog:* ~test:* &* +@all -@dangerous"
+    echo "user clusterctl on >$REDIS_CLUSTERCTL_PASS ~rabbitmq:* &* +@all -@dangerous"
+    echo "user fog-node on >$REDIS_NODE_PASS $(node_redis_rights '*')"
+    [ -z "$kept" ] || echo "$kept"
+  } >"$file"
+}
+
+# A fog node's Redis rights ($1: its id, or * for the shared user): its hash and heartbeat,
+# and adding itself to fog:nodes (a selector: SADD there and nothing else).
+node_redis_rights() {
+  local keys
+  if [ "$1" = '*' ]; then keys='~fog:node:*'; else keys="~fog:node:$1 ~fog:node:$1:heartbeat"; fi
+  echo "resetkeys $keys resetchannels -@all +ping +select +hset +set +del (~fog:nodes +sadd)"
+}
+
+redis_admin() { redis-cli -p "$REDIS_PORT" --no-auth-warning -a "$REDIS_ADMIN_PASS" "$@"; }
 
 stop_redis() {
   local pid; pid=$(pid_from "$STATE/redis/redis.pid")
@@ -424,10 +486,42 @@ stop_postgres() {
 
 # --- the URLs -----------------------------------------------------------------------------------------
 
-write_env() {
+broker_urls() { # the three nodes' amqp:// URLs for user $1 with password $2
   local urls=() i
-  for i in 0 1 2; do urls+=("amqp://fog:$RABBITMQ_FOG_PASS@127.0.0.1:$((AMQP_PORT + i))/fog"); done
-  local broker; broker=$(IFS=,; echo "${urls[*]}")
+  for i in 0 1 2; do urls+=("amqp://$1:$2@127.0.0.1:$((AMQP_PORT + i))/fog"); done
+  (IFS=,; echo "${urls[*]}")
+}
+
+# A broker and a Redis user for fog node $1 alone, both named fog-node-$1, its password kept in
+# $STATE/node-users/$1. Prints the node's FOG_BROKER_URL and FOG_REDIS_URL.
+add_node_user() {
+  local id=$1 user="fog-node-$1" file pass
+  [[ $id =~ ^[A-Za-z0-9_-]{1,64}$ ]] || die "node-user: '$id' is not a node id (1-64 letters, digits, - or _)"
+  mkdir -p "$STATE/node-users" && chmod 700 "$STATE/node-users"
+  file=$STATE/node-users/$id
+  [ -f "$file" ] || (umask 077; random_secret >"$file")
+  pass=$(cat "$file")
+  rmq rmq1 rabbitmqctl add_user "$user" "$pass" >/dev/null 2>&1 || rmq rmq1 rabbitmqctl change_password "$user" "$pass" >/dev/null
+  set_node_permissions "$user" "$id"
+  # shellcheck disable=SC2046 # the rights are several arguments
+  redis_admin ACL SETUSER "$user" reset on ">$pass" $(node_redis_rights "$id") | grep -qx OK || die "cannot create Redis user $user"
+  redis_admin ACL SAVE >/dev/null
+  echo "FOG_BROKER_URL=$(broker_urls "$user" "$pass")"
+  echo "FOG_REDIS_URL=redis://$user:$pass@127.0.0.1:$REDIS_PORT/0"
+}
+
+delete_node_user() {
+  local id=$1
+  rmq rmq1 rabbitmqctl delete_user "fog-node-$id" >/dev/null 2>&1 || true
+  redis_admin ACL DELUSER "fog-node-$id" >/dev/null || true
+  redis_admin ACL SAVE >/dev/null || true
+  rm -f "$STATE/node-users/$id"
+}
+
+write_env() {
+  local broker node_broker
+  broker=$(broker_urls fog "$RABBITMQ_FOG_PASS")
+  node_broker=$(broker_urls fog-node "$RABBITMQ_NODE_PASS")
   local prefix=FOG
   [ "$PROFILE" = test ] && prefix=FOG_TEST
   [ "$PROFILE" = lab ] && prefix=FOG_LAB
@@ -439,6 +533,10 @@ export ${prefix}_BROKER_URL='$broker'
 export ${prefix}_BROKER_TLS_URL='amqps://fog:$RABBITMQ_FOG_PASS@localhost:$((AMQP_PORT + 100))/fog?cacertfile=$STATE/tls/ca.pem&certfile=$STATE/tls/client.pem&keyfile=$STATE/tls/client.key'
 export ${prefix}_TLS_DIR='$STATE/tls'
 export ${prefix}_REDIS_URL='redis://fog:$REDIS_FOG_PASS@127.0.0.1:$REDIS_PORT/0'
+# The fog nodes' shared users: what a fog node gets as its FOG_BROKER_URL and FOG_REDIS_URL.
+export ${prefix}_NODE_BROKER_URL='$node_broker'
+export ${prefix}_NODE_REDIS_URL='redis://fog-node:$REDIS_NODE_PASS@127.0.0.1:$REDIS_PORT/0'
+export ${prefix}_CLUSTERCTL_REDIS_URL='redis://clusterctl:$REDIS_CLUSTERCTL_PASS@127.0.0.1:$REDIS_PORT/0'
 export ${prefix}_DATABASE_URL='postgres://fog:$PG_FOG_PASS@127.0.0.1:$PG_PORT/fog'
 export ${prefix}_RABBITMQ_ADMIN_URL='http://admin:$RABBITMQ_ADMIN_PASS@127.0.0.1:$MGMT_PORT'
 export ${prefix}_SERVICES_DIR='$STATE'
@@ -536,7 +634,7 @@ case "$COMMAND" in
     case "$TARGET" in
       rabbitmqctl) rmq rmq1 rabbitmqctl "${ARGS[@]:1}" ;;
       shell) rmq rmq1 bash "${ARGS[@]:1}" ;;
-      redis-cli) redis-cli -p "$REDIS_PORT" --no-auth-warning -a "$REDIS_ADMIN_PASS" "${ARGS[@]:1}" ;;
+      redis-cli) redis_admin "${ARGS[@]:1}" ;;
       psql) pg psql -h "$STATE/pg/run" -p "$PG_PORT" -U postgres -d fog "${ARGS[@]:1}" ;;
       *) die "cli takes rabbitmqctl, redis-cli, psql or shell" ;;
     esac
@@ -550,6 +648,16 @@ case "$COMMAND" in
     log "removed $STATE"
     ;;
   install) install_packages ;;
+  node-user)
+    [ -n "$TARGET" ] || die "node-user takes a fog node id"
+    load_secrets
+    add_node_user "$TARGET"
+    ;;
+  node-user-delete)
+    [ -n "$TARGET" ] || die "node-user-delete takes a fog node id"
+    load_secrets
+    delete_node_user "$TARGET"
+    ;;
   *)
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     [ "$COMMAND" = help ] || exit 2

@@ -22,7 +22,7 @@ final class RabbitLab: @unchecked Sendable {
     init() throws {
         directory = URL(fileURLWithPath: TestServices.servicesDirectory).deletingLastPathComponent().appendingPathComponent("lab").path
         // The test services' Redis, database 1: the lab's keys never meet anyone else's.
-        let url = TestServices.redisURL
+        let url = TestServices.clusterctlRedisURL
         redisURL = url.hasSuffix("/0") ? String(url.dropLast()) + "1" : url + "/1"
     }
 

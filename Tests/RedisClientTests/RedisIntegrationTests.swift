@@ -3,7 +3,7 @@ import RedisClient
 import TestSupport
 import Testing
 
-/// Against the real Redis of the test services (an ACL user limited to fog:*, rabbitmq:*, test:*).
+/// Against the real Redis of the test services (the scheduler's ACL user, limited to fog:* and test:*).
 @Suite(TestServices.required, .serialized)
 struct RedisIntegrationTests {
     let prefix = "test:\(UUID().uuidString.prefix(8)):"

@@ -2,6 +2,7 @@ import AMQPClient
 import FogCore
 import PostgresClient
 import Foundation
+import ServiceSupport
 import TestSupport
 import Testing
 
@@ -148,8 +149,10 @@ struct FogNodeTests {
         }
     }
 
-    /// Publishes attempts straight to a node's class queue, as a scheduler would.
+    /// Publishes attempts straight to a node's class queue, as a scheduler would (declaring
+    /// the node's queues first, as the scheduler does: a node may not).
     func publish(_ spec: TaskSpec, node: String, _ lab: SchedulerLab) async throws -> UUID {
+        try await TopologyDeclarations.declareNodeQueues(try #require(NodeID(rawValue: node)), on: lab.broker)
         let message = TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: node, spec: spec)
         let outcome = try await lab.broker.publish(WireFormat.encode(message), exchange: Topology.tasksExchange,
                                                    routingKey: Topology.nodeRoutingKey(NodeID(rawValue: node)!, spec.priority))

@@ -14,7 +14,8 @@ public enum TestServices {
     private static let environment = ProcessInfo.processInfo.environment
 
     public static var available: Bool {
-        ["FOG_TEST_BROKER_URL", "FOG_TEST_REDIS_URL", "FOG_TEST_DATABASE_URL", "FOG_TEST_SERVICES_DIR"]
+        ["FOG_TEST_BROKER_URL", "FOG_TEST_REDIS_URL", "FOG_TEST_DATABASE_URL", "FOG_TEST_SERVICES_DIR", "FOG_TEST_NODE_BROKER_URL",
+         "FOG_TEST_NODE_REDIS_URL", "FOG_TEST_CLUSTERCTL_REDIS_URL"]
             .allSatisfy { environment[$0]?.isEmpty == false }
     }
 
@@ -29,6 +30,11 @@ public enum TestServices {
     public static var tlsDirectory: String { environment["FOG_TEST_TLS_DIR"] ?? "" }
 
     public static var redisURL: String { environment["FOG_TEST_REDIS_URL"] ?? "" }
+    /// The fog nodes' shared users (least privilege: their queues, fog.events, their keys).
+    public static var nodeBrokerURL: String { environment["FOG_TEST_NODE_BROKER_URL"] ?? "" }
+    public static var nodeRedisURL: String { environment["FOG_TEST_NODE_REDIS_URL"] ?? "" }
+    /// clusterctl's Redis user (rabbitmq:* keys only).
+    public static var clusterctlRedisURL: String { environment["FOG_TEST_CLUSTERCTL_REDIS_URL"] ?? "" }
     public static var databaseURL: String { environment["FOG_TEST_DATABASE_URL"] ?? "" }
     public static var servicesDirectory: String { environment["FOG_TEST_SERVICES_DIR"] ?? "" }
 
@@ -65,9 +71,26 @@ public enum TestServices {
         return row["members"] as? [String] ?? []
     }
 
-    private static func runServicesScript(_ command: String, _ service: String) throws {
+    /// A broker and a Redis user for fog node `id` alone (`services.sh node-user`): its
+    /// FOG_BROKER_URL and FOG_REDIS_URL.
+    public static func nodeUser(_ id: String) throws -> (brokerURL: String, redisURL: String) {
+        let output = try runServicesScript("node-user", id)
+        var values: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { values[parts[0]] = parts[1] }
+        }
+        return (values["FOG_BROKER_URL"] ?? "", values["FOG_REDIS_URL"] ?? "")
+    }
+
+    public static func deleteNodeUser(_ id: String) throws {
+        try runServicesScript("node-user-delete", id)
+    }
+
+    @discardableResult
+    private static func runServicesScript(_ command: String, _ service: String) throws -> String {
         let script = repositoryRoot.appendingPathComponent("scripts/services.sh").path
-        _ = try run([script, command, service, "--profile", "test"])
+        return try run([script, command, service, "--profile", "test"])
     }
 
     /// Runs argv, returns stdout; throws with stderr when it exits non-zero.
