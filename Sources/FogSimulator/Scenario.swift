@@ -156,13 +156,18 @@ public struct Scenario: Sendable, Codable, Equatable {
         if nodes.isEmpty { problems.append("nodes is empty") }
         for group in nodes {
             if group.count < 1 || group.count > 10_000 { problems.append("nodes \(group.name): count must be 1 to 10,000") }
-            if group.cpuMillicores < 1 || group.memoryMB < 1 || group.storageMB < 0 {
-                problems.append("nodes \(group.name): capacity must be positive")
+            // The ranges a real node's registration must keep, so that no sum or conversion overflows.
+            if !FogNodeInfo.Limits.cpuMillicores.contains(group.cpuMillicores) || !FogNodeInfo.Limits.memoryMB.contains(group.memoryMB)
+                || !FogNodeInfo.Limits.storageMB.contains(group.storageMB)
+            {
+                problems.append("nodes \(group.name): capacity must be positive and within a fog node's limits")
             }
-            if !(group.speed > 0) { problems.append("nodes \(group.name): speed must be more than 0") }
-            if group.maxWatts < group.idleWatts || group.idleWatts < 0 { problems.append("nodes \(group.name): need 0 <= idle_w <= max_w") }
+            if !FogNodeInfo.Limits.speed.contains(group.speed) { problems.append("nodes \(group.name): speed must be more than 0 and at most 1000") }
+            if group.maxWatts < group.idleWatts || !FogNodeInfo.Limits.watts.contains(group.idleWatts) || !FogNodeInfo.Limits.watts.contains(group.maxWatts) {
+                problems.append("nodes \(group.name): need 0 <= idle_w <= max_w <= 1000000")
+            }
         }
-        if !(arrivals.ratePerSecond > 0) { problems.append("arrivals.rate_per_s must be more than 0") }
+        if !(arrivals.ratePerSecond > 0 && arrivals.ratePerSecond <= 1e7) { problems.append("arrivals.rate_per_s must be more than 0 and at most 10,000,000") }
         if arrivals.pattern == .bursty,
            !((arrivals.burstRatePerSecond ?? 0) > 0 && (arrivals.burstEverySeconds ?? 0) > 0 && (arrivals.burstSeconds ?? 0) > 0)
         {
@@ -172,9 +177,11 @@ public struct Scenario: Sendable, Codable, Equatable {
         for profile in profiles {
             if ![profile.cpuMillicores.count, profile.memoryMB.count, profile.seconds.count].allSatisfy({ $0 == 1 || $0 == 2 }) {
                 problems.append("profile \(profile.name): ranges are [value] or [low, high]")
-            } else if profile.cpuMillicores.contains(where: { $0 < 1 }) || profile.memoryMB.contains(where: { $0 < 1 })
-                        || profile.seconds.contains(where: { !($0 > 0) }) {
-                problems.append("profile \(profile.name): cpu, memory and seconds must be positive")
+            } else if profile.cpuMillicores.contains(where: { !TaskLimits.cpuMillicores.contains($0) })
+                        || profile.memoryMB.contains(where: { !TaskLimits.memoryMB.contains($0) })
+                        || (profile.storageMB ?? []).contains(where: { !TaskLimits.storageMB.contains($0) })
+                        || profile.seconds.contains(where: { !TaskLimits.timeoutSeconds.contains($0) }) {
+                problems.append("profile \(profile.name): cpu, memory and seconds must be positive and within a task's limits")
             }
         }
         for name in classes.keys where PriorityClass(rawValue: name) == nil { problems.append("classes: unknown class \(name)") }

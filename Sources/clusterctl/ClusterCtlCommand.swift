@@ -32,6 +32,13 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Seconds between the master's checks for quorum queues short of a running member.")
     var queueReplicationInterval: Int = 30
 
+    func validate() throws {
+        for (flag, value) in [("--heartbeat-interval", heartbeatInterval), ("--heartbeat-ttl", heartbeatTTL), ("--master-lease", masterLease),
+                              ("--queue-replication-interval", queueReplicationInterval)] where !(1...86_400).contains(value) {
+            throw ValidationError("\(flag) must be 1 to 86400 seconds, not \(value)")
+        }
+    }
+
     func settings() throws -> ClusterCtlConfiguration {
         let environment = try ServiceSettings.environment()
         guard let node = node ?? environment["FOG_RABBITMQ_NODE"] ?? environment["RABBITMQ_NODENAME"], !node.isEmpty else {

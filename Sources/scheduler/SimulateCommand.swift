@@ -72,7 +72,7 @@ struct Simulate: ParsableCommand {
             for name in names {
                 let started = ContinuousClock.now
                 let comparison = Comparison(
-                    scenario: scenario, policies: [name], seeds: (0..<UInt64(seeds)).map { seed + $0 }, weights: try smartWeights(),
+                    scenario: scenario, policies: [name], seeds: (0..<UInt64(seeds)).map { seed &+ $0 }, weights: try smartWeights(),
                     taskCount: tasks, options: options)
                 results += comparison.run()
                 if timing {

@@ -24,6 +24,10 @@ struct Submit: AsyncParsableCommand {
     @Option(help: "Submit this many copies in one batch.") var count: Int = 1
     @Argument(parsing: .postTerminator, help: "The program and its arguments.") var command: [String] = []
 
+    func validate() throws {
+        guard (1...TaskLimits.maxBatch).contains(count) else { throw ValidationError("--count must be 1 to \(TaskLimits.maxBatch)") }
+    }
+
     func run() async throws {
         let body: Data
         if let file {
@@ -155,6 +159,10 @@ struct Wait: AsyncParsableCommand {
 
     @OptionGroup var api: APIOptions
     @Option(help: "Give up after this many seconds.") var timeout: Double = 120
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 31_536_000 else { throw ValidationError("--timeout must be more than 0 and at most 31536000 seconds") }
+    }
 
     func run() async throws {
         struct Stats: Decodable { struct Tasks: Decodable { let tasks_by_status: [String: Int] }; let tasks: Tasks }
