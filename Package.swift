@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient", "TestSupport"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
-        .testTarget(name: "FogCoreTests", dependencies: ["FogCore"]),
+        .testTarget(name: "FogCoreTests", dependencies: ["FogCore", "TestSupport"]),
         .testTarget(name: "FogSimulatorTests", dependencies: ["FogSimulator", "FogCore"]),
         .testTarget(name: "ClusterCtlTests", dependencies: ["ClusterCtl", "TestSupport"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "FogNode", "TestSupport"]),

@@ -62,7 +62,7 @@ public struct FogNodeConfiguration: Sendable {
         latencyMS = latencies
         power = FogNodeInfo.Power(
             idleWatts: try settings.double("FOG_NODE_POWER_IDLE_W", default: 10), maxWatts: try settings.double("FOG_NODE_POWER_MAX_W", default: 50),
-            batteryPercent: settings.string("FOG_NODE_BATTERY_PCT").flatMap(Double.init))
+            batteryPercent: settings.string("FOG_NODE_BATTERY_PCT") == nil ? nil : try settings.double("FOG_NODE_BATTERY_PCT", default: 0))
         speed = try settings.double("FOG_NODE_SPEED", default: 1)
         guard speed > 0, speed <= 1_000 else {
             throw Settings.Invalid(name: "FOG_NODE_SPEED", value: "\(speed)", expected: "a number more than 0 and at most 1000")
@@ -91,8 +91,32 @@ public struct FogNodeConfiguration: Sendable {
         }
         maxProcessesPerAttempt = try settings.int("FOG_TASK_MAX_PROCESSES", default: maxProcessesPerAttempt, in: 1...100_000)
         useCgroups = try settings.bool("FOG_CGROUPS", default: useCgroups)
+        try checkRegistration()
         guard heartbeatTTL >= heartbeatInterval * 2 else {
             throw Settings.Invalid(name: "FOG_HEARTBEAT_TTL", value: "\(heartbeatTTL)", expected: "at least twice FOG_HEARTBEAT_INTERVAL")
+        }
+    }
+}
+
+extension FogNodeConfiguration {
+    /// The variable behind each field of the registration hash.
+    static let variables = [
+        "cpu_millicores": "FOG_NODE_CPU_MILLICORES", "memory_mb": "FOG_NODE_MEMORY_MB", "storage_mb": "FOG_NODE_STORAGE_MB",
+        "zone": "FOG_NODE_ZONE", "labels": "FOG_NODE_LABELS", "latency_ms": "FOG_NODE_LATENCIES", "power_idle_w": "FOG_NODE_POWER_IDLE_W",
+        "power_max_w": "FOG_NODE_POWER_MAX_W", "battery_pct": "FOG_NODE_BATTERY_PCT", "speed": "FOG_NODE_SPEED",
+    ]
+
+    /// Refuses settings that the schedulers would refuse to read back from Redis (a latency of
+    /// `inf`, a label of 300 bytes, a battery of 150 %), naming the variable: a node that starts
+    /// is one that can be placed on.
+    func checkRegistration() throws(Settings.Invalid) {
+        let info = FogNodeInfo(id: id.rawValue, capacity: capacity, zone: zone, labels: labels, latencyMS: latencyMS, power: power,
+                               speed: speed, version: "1", startedAt: 0)
+        do {
+            _ = try FogNodeInfo(id: id.rawValue, hashFields: info.hashFields)
+        } catch {
+            let name = error.field.flatMap { Self.variables[$0] } ?? "FOG_NODE_*"
+            throw Settings.Invalid(name: name, value: error.field.flatMap { info.hashFields[$0] } ?? "", expected: error.reason)
         }
     }
 }

@@ -93,7 +93,7 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
     /// the node: `fog:node:<id> field <name>: <why>`.
     public init(id: String, hashFields f: [String: String]) throws(WireFormat.Unreadable) {
         func invalid(_ key: String, _ why: String) -> WireFormat.Unreadable {
-            WireFormat.Unreadable("fog:node:\(id.prefix(80)) field \(key): \(why)")
+            WireFormat.Unreadable("fog:node:\(id.prefix(80)) field \(key): \(why)", field: key)
         }
         func integer(_ key: String, _ range: ClosedRange<Int>) throws(WireFormat.Unreadable) -> Int {
             guard let text = f[key], let value = Int(text), range.contains(value) else {

@@ -8,7 +8,12 @@ public enum WireFormat {
     /// Why a body could not be read; it goes into the dead-letter header.
     public struct Unreadable: Error, Sendable, Equatable, CustomStringConvertible {
         public let reason: String
-        public init(_ reason: String) { self.reason = reason }
+        /// The field at fault, when one is.
+        public var field: String?
+        public init(_ reason: String, field: String? = nil) {
+            self.reason = reason
+            self.field = field
+        }
         public var description: String { reason }
     }
 
