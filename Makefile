@@ -24,6 +24,10 @@ install: ## Install the Debian packages the build and the local services need, w
 test: ## Install what is missing, build, start the test services, run every test, stop them
 	scripts/test.sh
 
+.PHONY: test-security
+test-security: ## The attacks of THREATS.md against real processes (docs/SECURITY.md): each must fail to do harm
+	scripts/test.sh --security
+
 .PHONY: services-up
 services-up: ## Start RabbitMQ (3 nodes), Redis and PostgreSQL on loopback (PROFILE=dev|test); print the FOG_* URLs
 	$(SERVICES) up --profile $(PROFILE)

@@ -70,7 +70,8 @@ die() { log "error: $*"; exit 1; }
 
 # --- installation -------------------------------------------------------------------------
 
-PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools openssl)
+# gcc: the attack tests build a shared object to preload.
+PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools openssl gcc)
 
 install_packages() {
   local missing=()

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # make test: install what is missing, build, and run every test (unit and integration)
-# against real RabbitMQ, Redis and PostgreSQL started by scripts/services.sh.
+# against real RabbitMQ, Redis and PostgreSQL started by scripts/services.sh, but for the
+# attack suites (Security* in Tests/SchedulerTests/Security), which `make test-security`
+# (scripts/test.sh --security) runs on their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+selection=(--skip Security)
+if [ "${1:-}" = --security ]; then
+  shift
+  selection=(--filter Security)
+fi
 
 scripts/services.sh install --profile test
 command -v swift >/dev/null || { echo "test: swift is not on PATH (expected /opt/swift/usr/bin)" >&2; exit 1; }
@@ -12,4 +20,4 @@ swift build --build-tests
 
 echo "== running tests against the test services"
 # Integration tests share the services and some kill their processes: run them one at a time.
-scripts/with-test-services.sh swift test --skip-build --no-parallel "$@"
+scripts/with-test-services.sh swift test --skip-build --no-parallel "${selection[@]}" "$@"

@@ -30,6 +30,8 @@ final class SchedulerLab: @unchecked Sendable {
     let broker: AMQPConnection
     private var processes: [pid_t] = []
     private var nodeIDs: [String] = []
+    /// Per-node broker and Redis users this lab made (deleted at shutdown).
+    private var nodeUsers: [String] = []
     let logger = Logger(label: "lab")
 
     init() async throws {
@@ -63,8 +65,11 @@ final class SchedulerLab: @unchecked Sendable {
         }
         processes = []
         for node in nodeIDs {
-            for priority in PriorityClass.allCases { _ = try? await broker.deleteQueue(Topology.nodeQueue(NodeID(rawValue: node)!, priority)) }
+            guard let id = NodeID(rawValue: node) else { continue }
+            for priority in PriorityClass.allCases { _ = try? await broker.deleteQueue(Topology.nodeQueue(id, priority)) }
         }
+        for node in nodeUsers { try? TestServices.deleteNodeUser(node) }
+        nodeUsers = []
         broker.close()
         redis.close()
         await pool.close()
@@ -75,8 +80,13 @@ final class SchedulerLab: @unchecked Sendable {
          "FOG_DATABASE_URL": TestServices.databaseURL, "FOG_API_TOKENS": "\(Self.token),\(Self.readToken):read", "FOG_LOG_LEVEL": "info"]
     }
 
+    /// A product of this checkout's debug build, or of FOG_TEST_BINARIES (another build's
+    /// folder: to run the attack tests against an earlier version and see them fail).
     static func binary(_ name: String) -> String {
-        TestServices.repositoryRoot.appendingPathComponent(".build/debug/\(name)").path
+        if let folder = ProcessInfo.processInfo.environment["FOG_TEST_BINARIES"], !folder.isEmpty, name != "clusterctl" {
+            return "\(folder)/\(name)"
+        }
+        return TestServices.repositoryRoot.appendingPathComponent(".build/debug/\(name)").path
     }
 
     @discardableResult
@@ -106,6 +116,47 @@ final class SchedulerLab: @unchecked Sendable {
         processes.append(pid)
         nodeIDs.append(id)
         return Process(pid: pid, log: log)
+    }
+
+    /// A broker and a Redis user for fog node `id` alone, as an operator provisions them: the
+    /// node's FOG_BROKER_URL and FOG_REDIS_URL, for `startFogNode(extra:)` or for an attacker.
+    func nodeUser(_ id: String) throws -> [String: String] {
+        let urls = try TestServices.nodeUser(id)
+        nodeUsers.append(id)
+        return ["FOG_BROKER_URL": urls.brokerURL, "FOG_REDIS_URL": urls.redisURL]
+    }
+
+    /// True while a process this lab started runs (a crashed one is reaped here).
+    func isRunning(_ process: Process) -> Bool {
+        var status: Int32 = 0
+        return waitpid(process.pid, &status, WNOHANG) == 0
+    }
+
+    /// After an attack: every one of `processes` still runs, and a new task submitted to the
+    /// scheduler on `port` succeeds.
+    func expectServing(port: Int, _ processes: [Process], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        for process in processes {
+            #expect(isRunning(process), "\(process.log) ended: \(log(process))", sourceLocation: sourceLocation)
+        }
+        let ids = try await submit([["kind": "noop", "name": "after-the-attack"]], port: port)
+        try await waitUntil(timeout: .seconds(60), "a task after the attack to succeed") {
+            try await scalar("SELECT count(*) FROM tasks WHERE id = $1 AND status = 'succeeded'", [ids[0]]) == 1
+        }
+    }
+
+    /// One task as the API shows it (to a write token), once it has ended.
+    func ended(_ id: UUID, port: Int, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
+        var task: [String: Any] = [:]
+        try await waitUntil(timeout: timeout, "task \(id) to end") {
+            task = try await http("GET", "/v1/tasks/\(id)", port: port).json
+            return !["pending", "queued", "running", nil].contains(task["status"] as? String)
+        }
+        return task
+    }
+
+    /// The last attempt of a task as the API shows it.
+    func lastAttempt(_ task: [String: Any]) -> [String: Any] {
+        (task["attempts"] as? [[String: Any]])?.last ?? [:]
     }
 
     /// A scheduler on `port` and fog nodes of the given sizes, once the API answers and every
