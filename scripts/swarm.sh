@@ -141,40 +141,147 @@ load_env() {
     printf -v name '%s; ' "${bad[@]}"
     die "refusing to deploy: ${name%; } (set them in ${FOG_ENV_FILE:-.env})"
   fi
+  check_edge_nodes
 }
 
-# A fresh .env with random secrets, for test-swarm (never the developer's .env).
+# The edge nodes that have a broker user of their own (the reference deployment's
+# MQ_NODE{1,2,3}_WORKER and _PASS): each runs as the service fog-edge-N, fog node id edge-N,
+# with users that reach its own queues and keys only. The others share the fognode users.
+edge_nodes() {
+  local n user
+  for n in 1 2 3; do
+    user=MQ_NODE${n}_WORKER
+    [ -n "${!user:-}" ] && echo "$n"
+  done
+  return 0
+}
+
+# Refuses an edge node whose user has no password, a short one or the example's.
+check_edge_nodes() {
+  local n pass value example bad=()
+  for n in $(edge_nodes); do
+    pass=MQ_NODE${n}_PASS
+    value=${!pass:-}
+    example=$(grep -E "^$pass=" "$ROOT/.env.example" | cut -d= -f2- || true)
+    if [ -z "$value" ]; then bad+=("$pass is missing (MQ_NODE${n}_WORKER is set)")
+    elif [ "$value" = "$example" ]; then bad+=("$pass is still the example's value")
+    elif [ ${#value} -lt 16 ]; then bad+=("$pass is shorter than 16 characters"); fi
+  done
+  [ ${#bad[@]} -eq 0 ] || { local text; printf -v text '%s; ' "${bad[@]}"; die "refusing to deploy: ${text%; }"; }
+}
+
+# A fresh .env with random secrets, for test-swarm (never the developer's .env): one edge node
+# with a user of its own, beside the shared ones.
 write_test_env() {
   local file=$1 name
   secret() { tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32 || true; }
   umask 077
-  { for name in "${SECRETS[@]}"; do echo "$name=$(secret)"; done; echo "RABBITMQ_MEMORY_LIMIT=400M"; } >"$file"
+  { for name in "${SECRETS[@]}"; do echo "$name=$(secret)"; done; echo "RABBITMQ_MEMORY_LIMIT=400M"
+    echo "MQ_NODE1_WORKER=worker1"; echo "MQ_NODE1_PASS=$(secret)"; } >"$file"
   umask 022
+}
+
+# A fog node's broker rights for the node ids that $2 matches (docs/SECURITY.md): its
+# control queue, its class queues to consume, fog.events to publish under node.<id> only.
+node_permissions() { # USER ID-REGEX: the permissions and topic_permissions entries, as JSON
+  jq -cn --arg user "$1" --arg id "$2" '{
+    permissions: {user: $user, vhost: "fog", configure: "^fog\\.control\\.\($id)\\..*$",
+                  write: "^(fog\\.events|fog\\.control\\.\($id)\\..*)$",
+                  read: "^(fog\\.node\\.\($id)\\.[a-z]+|fog\\.control\\.\($id)\\..*|fog\\.cluster)$"},
+    topic: {user: $user, vhost: "fog", exchange: "fog.events", write: "^node\\.\($id)$", read: "^$"}}'
+}
+
+# A fog node's Redis rights ($1: its id, or * for all): its registration and heartbeat, and
+# SADD on fog:nodes (a selector), nothing else.
+node_redis_rights() {
+  local keys
+  if [ "$1" = '*' ]; then keys='~fog:node:*'; else keys="~fog:node:$1 ~fog:node:$1:heartbeat"; fi
+  echo "resetkeys $keys resetchannels -@all +ping +select +hset +set +del (~fog:nodes +sadd)"
+}
+
+# The RabbitMQ definitions: the vhost, and a user per role with least privilege.
+write_definitions() {
+  local file=$1 shared edges="[]" n user pass
+  command -v jq >/dev/null || die "jq is needed to write the RabbitMQ definitions (apt-get install jq)"
+  shared=$(node_permissions fognode '[A-Za-z0-9_-]+')
+  for n in $(edge_nodes); do
+    user=MQ_NODE${n}_WORKER pass=MQ_NODE${n}_PASS
+    edges=$(jq -c --arg user "${!user}" --arg pass "${!pass}" --argjson rights "$(node_permissions "${!user}" "edge-$n")" \
+      '. + [{user: {name: $user, password: $pass, tags: ""}, rights: $rights}]' <<<"$edges")
+  done
+  jq -n --arg admin "$MQ_ADMIN_USER" --arg adminPass "$MQ_ADMIN_PASS" --arg schedulerPass "$MQ_SCHEDULER_PASS" \
+    --arg nodePass "$MQ_NODE_PASS" --argjson shared "$shared" --argjson edges "$edges" '{
+      vhosts: [{name: "fog"}],
+      users: ([{name: $admin, password: $adminPass, tags: "administrator"}, {name: "scheduler", password: $schedulerPass, tags: ""},
+               {name: "fognode", password: $nodePass, tags: ""}] + [$edges[].user]),
+      permissions: ([{user: $admin, vhost: "fog", configure: ".*", write: ".*", read: ".*"},
+                     {user: "scheduler", vhost: "fog", configure: ".*", write: ".*", read: ".*"}, $shared.permissions]
+                    + [$edges[].rights.permissions]),
+      topic_permissions: ([$shared.topic] + [$edges[].rights.topic])}' >"$file"
+}
+
+# compose.edges.yml beside the secrets: a service per edge node with a user of its own.
+write_edge_services() {
+  local file=$STATE/compose.edges.yml n
+  rm -f "$file"
+  [ -n "$(edge_nodes)" ] || return 0
+  {
+    echo "# Written by make up from .env (MQ_NODE{1,2,3}_WORKER): one fog node per edge user."
+    echo 'version: "3.8"'
+    echo "services:"
+    for n in $(edge_nodes); do cat <<YAML
+  fog-edge-$n:
+    image: "\${FOG_NODE_IMAGE:-fogscheduler/fog-node:latest}"
+    command: ["fog-node", "run"]
+    hostname: "edge-$n"
+    environment:
+      FOG_NODE_ID: "edge-$n"
+      FOG_NODE_ZONE: "\${FOG_NODE_ZONE:-default}"
+      FOG_BROKER_URL_FILE: /run/secrets/edge${n}_broker_url
+      FOG_REDIS_URL_FILE: /run/secrets/edge${n}_redis_url
+      FOG_ALLOWED_COMMANDS: "\${FOG_ALLOWED_COMMANDS:-}"
+      FOG_CGROUPS: "false"
+      FOG_LOG_LEVEL: "\${FOG_LOG_LEVEL:-info}"
+    secrets:
+      - {source: edge${n}_broker_url, target: edge${n}_broker_url, mode: 0400}
+      - {source: edge${n}_redis_url, target: edge${n}_redis_url, mode: 0400}
+    networks: [fognet]
+    stop_grace_period: 40s
+    deploy:
+      endpoint_mode: dnsrr
+      restart_policy: {condition: any, delay: 2s}
+      resources: {limits: {cpus: "\${FOG_NODE_CPUS:-1}", memory: "\${FOG_NODE_MEMORY:-512M}"}}
+YAML
+    done
+    echo "secrets:"
+    for n in $(edge_nodes); do
+      echo "  edge${n}_broker_url: {file: \"$STATE/secrets/edge${n}_broker_url\"}"
+      echo "  edge${n}_redis_url: {file: \"$STATE/secrets/edge${n}_redis_url\"}"
+    done
+  } >"$file"
 }
 
 # The Swarm secrets, written from .env into a 0700 folder that `down` removes again.
 write_secrets() {
-  local dir=$STATE/secrets user pass file u
+  local dir=$STATE/secrets user pass file u n
   mkdir -p "$dir" && chmod 700 "$dir"
   umask 077
   printf '%s' "$RABBITMQ_ERLANG_COOKIE" >"$dir/erlang_cookie"
-  cat >"$dir/rabbitmq_definitions.json" <<JSON
-{"vhosts": [{"name": "fog"}],
- "users": [{"name": "$MQ_ADMIN_USER", "password": "$MQ_ADMIN_PASS", "tags": "administrator"},
-           {"name": "scheduler", "password": "$MQ_SCHEDULER_PASS", "tags": ""},
-           {"name": "fognode", "password": "$MQ_NODE_PASS", "tags": ""}],
- "permissions": [{"user": "$MQ_ADMIN_USER", "vhost": "fog", "configure": ".*", "write": ".*", "read": ".*"},
-                 {"user": "scheduler", "vhost": "fog", "configure": ".*", "write": ".*", "read": ".*"},
-                 {"user": "fognode", "vhost": "fog", "configure": ".*", "write": ".*", "read": ".*"}]}
-JSON
+  write_definitions "$dir/rabbitmq_definitions.json"
   # `health` may only PING (the healthcheck), so it needs no password.
-  cat >"$dir/redis.acl" <<ACL
-user default on >$REDIS_PASS ~* &* +@all
-user health on nopass -@all +ping
-user scheduler on >$REDIS_SCHEDULER_PASS ~fog:* &* +@all -@dangerous
-user fognode on >$REDIS_NODE_PASS ~fog:* &* +@all -@dangerous
-user clusterctl on >$REDIS_CLUSTERCTL_PASS ~rabbitmq:* &* +@all -@dangerous
-ACL
+  {
+    echo "user default on >$REDIS_PASS ~* &* +@all"
+    echo "user health on nopass -@all +ping"
+    echo "user scheduler on >$REDIS_SCHEDULER_PASS ~fog:* &* +@all -@dangerous"
+    echo "user fognode on >$REDIS_NODE_PASS $(node_redis_rights '*')"
+    echo "user clusterctl on >$REDIS_CLUSTERCTL_PASS ~rabbitmq:* &* +@all -@dangerous"
+    for n in $(edge_nodes); do
+      user=MQ_NODE${n}_WORKER pass=MQ_NODE${n}_PASS
+      echo "user ${!user} on >${!pass} $(node_redis_rights "edge-$n")"
+      echo "amqp://${!user}:${!pass}@rabbitmq1:5672/fog,amqp://${!user}:${!pass}@rabbitmq2:5672/fog,amqp://${!user}:${!pass}@rabbitmq3:5672/fog" >"$dir/edge${n}_broker_url"
+      echo "redis://${!user}:${!pass}@redis:6379/0" >"$dir/edge${n}_redis_url"
+    done
+  } >"$dir/redis.acl"
   for u in scheduler:$MQ_SCHEDULER_PASS:scheduler_broker_url fognode:$MQ_NODE_PASS:node_broker_url; do
     IFS=: read -r user pass file <<<"$u"
     echo "amqp://$user:$pass@rabbitmq1:5672/fog,amqp://$user:$pass@rabbitmq2:5672/fog,amqp://$user:$pass@rabbitmq3:5672/fog" >"$dir/$file"
@@ -186,6 +293,7 @@ ACL
   printf '%s' "$PG_PASS" >"$dir/pg_pass"
   printf '%s' "$FOG_API_TOKENS" >"$dir/api_tokens"
   [ "${FOG_MONITORING:-false}" != true ] || printf '%s' "$GRAFANA_ADMIN_PASS" >"$dir/grafana_admin_pass"
+  write_edge_services
   umask 022
   export FOG_SWARM_SECRETS=$dir
 }
@@ -248,6 +356,7 @@ confirm() {
 deploy() { # docker stack deploy with the files in use (compose.yml, and the monitoring one if asked)
   local files=(-c compose.yml)
   [ "${FOG_MONITORING:-false}" = true ] && files+=(-c deploy/compose.monitoring.yml)
+  [ -f "$STATE/compose.edges.yml" ] && files+=(-c "$STATE/compose.edges.yml")
   (cd "$ROOT" && docker stack deploy --resolve-image never "${files[@]}" "$STACK" >/dev/null)
 }
 
@@ -280,7 +389,7 @@ down() {
     sleep 0.5
   done
   # Swarm keeps its own copy of the secrets; the files were only needed to deploy.
-  rm -rf "$STATE/secrets"
+  rm -rf "$STATE/secrets" "$STATE/compose.edges.yml"
   say "stack $STACK removed (volumes kept; make clean removes them)"
 }
 
@@ -306,7 +415,9 @@ status() {
 SERVICES_IN_STACK=(rabbitmq1 rabbitmq2 rabbitmq3 redis postgres scheduler fog-node)
 
 logs() {
-  local s
+  local s n
+  read_env
+  for n in $(edge_nodes); do SERVICES_IN_STACK+=("fog-edge-$n"); done
   for s in "${SERVICES_IN_STACK[@]}"; do
     echo "=== $s"
     docker service logs --no-task-ids --tail "${TAIL:-100}" "${STACK}_$s" 2>&1
@@ -314,7 +425,9 @@ logs() {
 }
 
 logs_follow() { # every service's log, interleaved, until interrupted
-  local s pids=()
+  local s n pids=()
+  read_env
+  for n in $(edge_nodes); do SERVICES_IN_STACK+=("fog-edge-$n"); done
   for s in "${SERVICES_IN_STACK[@]}"; do docker service logs --no-task-ids -f --tail 10 "${STACK}_$s" 2>&1 & pids+=($!); done
   trap 'kill "${pids[@]}" 2>/dev/null' INT TERM EXIT
   wait
@@ -403,6 +516,13 @@ health() {
       else "no heartbeat" end end' <<<"$json" 2>/dev/null)"
   done
   replicas_full fog-node; line $? "fog nodes: $(replicas fog-node) running"
+  # Each edge node with a user of its own.
+  for n in $(edge_nodes); do
+    id=edge-$n
+    jq -e --arg id "$id" '.nodes[] | select(.id == $id and .alive)' <<<"$json" >/dev/null 2>&1
+    line $? "fog node $id (a user of its own): $(replicas "fog-edge-$n") running, $(jq -r --arg id "$id" '[.nodes[] | select(.id == $id)]
+      | if length == 0 then "not registered" elif .[0].alive then "alive" else "no heartbeat" end' <<<"$json" 2>/dev/null)"
+  done
   return $failed
 }
 

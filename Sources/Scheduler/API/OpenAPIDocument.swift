@@ -53,7 +53,9 @@ enum OpenAPIDocument {
             "started_at": {"type": "string", "nullable": true}, "finished_at": {"type": "string", "nullable": true},
             "exit_code": {"type": "integer", "nullable": true}, "cpu_seconds": {"type": "number", "nullable": true},
             "peak_memory_mb": {"type": "number", "nullable": true}, "stdout_tail": {"type": "string", "nullable": true},
-            "stderr_tail": {"type": "string", "nullable": true}, "reason": {"type": "string", "nullable": true}}},
+            "stderr_tail": {"type": "string", "nullable": true},
+            "output_lossy": {"type": "boolean", "description": "true when invalid UTF-8 or NUL bytes of the output were replaced by U+FFFD"},
+            "reason": {"type": "string", "nullable": true}}},
           "Task": {"allOf": [{"$ref": "#/components/schemas/TaskRequest"}, {"type": "object", "properties": {
             "id": {"type": "string", "format": "uuid"},
             "status": {"type": "string", "enum": ["pending", "queued", "running", "succeeded", "failed", "timed_out",
