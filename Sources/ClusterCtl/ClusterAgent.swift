@@ -116,18 +116,31 @@ public struct ClusterAgent: Sendable {
             return
         }
         guard try await redis.set(ClusterKeys.master, to: node, expiry: configuration.masterLease, onlyIfAbsent: true) else { return }
-        let epoch = try await redis.increment(ClusterKeys.epoch)
+        // The epoch only numbers masterships (for the logs and status): a value in Redis that no
+        // INCR takes (garbage, 2^63-1) is started again rather than keeping every node from leading.
+        let epoch: Int
+        do {
+            epoch = try await redis.increment(ClusterKeys.epoch)
+        } catch let error as RedisError where error.code == .server {
+            logger.warning("\(ClusterKeys.epoch) cannot be incremented (\(error)): starting it again at 1")
+            try await redis.set(ClusterKeys.epoch, to: "1")
+            epoch = 1
+        }
         shared.lease.withLock { $0.held(epoch: epoch, at: now) }
         logger.notice("became master", metadata: ["epoch": "\(epoch)"])
         try await register()
     }
 
-    /// Members whose heartbeat key still exists.
+    /// Members whose heartbeat key still exists and holds a time (seconds since 1970, at most a
+    /// day ahead): a value no clusterctl writes is no heartbeat, and never holds up an election.
     func liveMembers() async throws -> Set<String> {
         let members = try await redis.setMembers(ClusterKeys.members).sorted()
         guard !members.isEmpty else { return [] }
-        let replies = try await redis.pipeline(members.map { ["EXISTS", ClusterKeys.heartbeat($0)] })
-        return Set(zip(members, replies).filter { $0.1 == .integer(1) }.map(\.0))
+        let replies = try await redis.pipeline(members.map { ["GET", ClusterKeys.heartbeat($0)] })
+        let now = Int(Date().timeIntervalSince1970)
+        return Set(zip(members, replies).filter { _, reply in
+            reply.string.flatMap { Int($0) }.map { (0...now + 86_400).contains($0) } ?? false
+        }.map(\.0))
     }
 
     // MARK: Membership

@@ -67,7 +67,8 @@ public struct ClusterReport: Codable, Sendable {
         let everyone = redisMembers.union(status?.nodes ?? []).sorted()
         let beats = (try? await redis.pipeline(everyone.map { ["GET", ClusterKeys.heartbeat($0)] })) ?? []
         for (index, node) in everyone.enumerated() {
-            let stamp = index < beats.count ? beats[index].string.flatMap { Int($0) } : nil
+            // A stamp from Redis is outside input: one that is not a time of this era is no heartbeat.
+            let stamp = index < beats.count ? beats[index].string.flatMap { Int($0) }.flatMap { (0...now + 86_400).contains($0) ? $0 : nil } : nil
             report.members.append(Member(node: node, inRedis: redisMembers.contains(node), heartbeatAge: stamp.map { max(0, now - $0) },
                                          inRabbitMQCluster: status?.nodes.contains(node) ?? false,
                                          running: status?.runningNodes.contains(node) ?? false))

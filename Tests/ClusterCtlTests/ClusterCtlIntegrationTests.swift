@@ -212,6 +212,25 @@ struct ClusterCtlIntegrationTests {
         print("clusterctl: \(checks) checks during 60 s without Redis found the cluster unchanged; consistent again \(consistentIn.map { "\($0)" } ?? "never") after Redis returned")
     }
 
+    /// Redis values are outside input (THREATS.md): an epoch no INCR takes used to keep every
+    /// node from becoming master, and a heartbeat stamp of -2^63 trapped `clusterctl status`.
+    @Test("attack: an epoch of 2^63-1 and a heartbeat stamp of -2^63 in Redis: a master is elected, status reads on")
+    func poisonedRedisValues() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+        let redis = try await lab.connectRedis()
+        defer { redis.close() }
+        try await redis.set(ClusterKeys.epoch, to: "9223372036854775807")
+        _ = try await redis.setAdd(ClusterKeys.members, "rabbit@poison")
+        try await redis.set(ClusterKeys.heartbeat("rabbit@poison"), to: "-9223372036854775808", expiry: .seconds(120))
+        try await makeRmq1Master(lab)
+        #expect(try await redis.get(ClusterKeys.epoch) == "1", "the epoch starts again")
+        let status = try clusterctl(lab, "status")
+        #expect(status.status < 128, "clusterctl status ended by a signal: \(status.stderr)")
+        #expect(status.stdout.contains("rabbit@poison"), "\(status.stdout)")
+    }
+
     @Test func aFullStopAndStartComesBackWithoutManualSteps() async throws {
         let lab = try RabbitLab()
         try await lab.start()

@@ -131,6 +131,12 @@ struct TaskLifecycleTests {
         #expect(TaskLifecycle.decide(.nodeLost, given: running) == .end(attempt: .lost, task: .pending, failures: 1, backoffFor: 1))
     }
 
+    @Test("a queued attempt whose message never arrived is placed again at once, once")
+    func neverStarted() {
+        #expect(TaskLifecycle.decide(.neverStarted, given: queued) == .end(attempt: .lost, task: .pending, failures: 0, backoffFor: nil))
+        #expect(TaskLifecycle.decide(.neverStarted, given: running) == .duplicate, "it started meanwhile")
+    }
+
     @Test("an interrupted attempt retries without counting")
     func interrupted() {
         #expect(TaskLifecycle.decide(.finished(.interrupted), given: running) == .end(attempt: .interrupted, task: .pending, failures: 0, backoffFor: nil))
