@@ -764,8 +764,35 @@ test_swarm() {
   ids=$(submit 200 0.2) && all_succeeded "$ids" 300 \
     && say "200 of 200 tasks succeeded in $((SECONDS - t)) s" || { echo "✗ the 200 tasks did not all succeed"; failed=1; }
   footprint
+  say "least privilege"
+  least_privilege || failed=1
   test_failover || failed=1
   say "test-swarm: $((SECONDS - started)) s, deploy to healthy ${DEPLOY_TO_HEALTHY:-?} s"
+  return $failed
+}
+
+# The roles' users on the stack reach what docs/SECURITY.md says and no more: a fog node's Redis
+# user cannot take the scheduler's lease or write another node's registration, clusterctl's
+# cannot read fog:* keys, and the fog nodes' broker users have their own queues and routing key.
+least_privilege() {
+  local failed=0 out user pass n
+  refused() { # refused WHAT USER PASS COMMAND...: the command must be refused with NOPERM
+    local what=$1 user=$2 pass=$3; shift 3
+    out=$(in_service redis redis-cli --no-auth-warning --user "$user" --pass "$pass" "$@" 2>&1)
+    if [[ $out == *NOPERM* ]]; then echo "✓ $what: refused"; else echo "✗ $what: $out"; failed=1; fi
+  }
+  refused "fognode taking the scheduler's lease" fognode "$REDIS_NODE_PASS" SET fog:scheduler:leader x
+  refused "clusterctl reading the scheduler's lease" clusterctl "$REDIS_CLUSTERCTL_PASS" GET fog:scheduler:leader
+  for n in $(edge_nodes); do
+    user=MQ_NODE${n}_WORKER pass=MQ_NODE${n}_PASS
+    refused "${!user} writing fog-node-1's registration" "${!user}" "${!pass}" HSET fog:node:fog-node-1 cpu_millicores 1
+  done
+  out=$(rabbitmqctl_ -q list_user_permissions fognode 2>&1 | tr '\t' ' ')
+  if [[ $out == *'^fog\.control\.'* ]] && [[ $out != *'.* .* .*'* ]]; then echo "✓ fognode's broker rights: $out"
+  else echo "✗ fognode's broker rights: $out"; failed=1; fi
+  out=$(rabbitmqctl_ -q list_user_topic_permissions fognode 2>&1 | tr '\t' ' ')
+  if [[ $out == *'fog.events ^node\.'* ]]; then echo "✓ fognode publishes events under node.<id> only: $out"
+  else echo "✗ fognode's topic rights: $out"; failed=1; fi
   return $failed
 }
 
