@@ -56,19 +56,17 @@ let package = Package(
         // The discrete-event simulator that runs FogCore's placement policies on a virtual clock.
         .target(name: "FogSimulator", dependencies: ["FogCore", .product(name: "HeapModule", package: "swift-collections")]),
 
-        // What the three services share: reading FOG_* settings, checking the servers they need.
-        .target(
-            name: "ServiceSupport",
-            dependencies: [
-                "FogCore", "AMQPClient", "RedisClient", "PostgresClient",
-                .product(name: "Logging", package: "swift-log"),
-            ]),
+        // What the three services share, without any client: reading FOG_* settings (and
+        // FOG_X_FILE), running programs, the connectivity check that each runs with its own probes.
+        .target(name: "ServiceSupport", dependencies: ["FogCore", "ClientSupport"]),
+        // The RabbitMQ topology of DESIGN.md §4, for those who declare it: the schedulers (and the tests).
+        .target(name: "BrokerTopology", dependencies: ["FogCore", "AMQPClient"]),
 
         // clusterctl's adapters and loop: Redis membership and election, rabbitmqctl.
         .target(
             name: "ClusterCtl",
             dependencies: [
-                "FogCore", "RedisClient", "ServiceSupport",
+                "FogCore", "RedisClient", "ServiceSupport", "ClientSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
@@ -76,7 +74,7 @@ let package = Package(
         .target(
             name: "Scheduler",
             dependencies: [
-                "FogCore", "AMQPClient", "RedisClient", "PostgresClient", "ServiceSupport",
+                "FogCore", "AMQPClient", "RedisClient", "PostgresClient", "ClientSupport", "BrokerTopology",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -86,7 +84,7 @@ let package = Package(
         .target(
             name: "FogNode",
             dependencies: [
-                "FogCore", "AMQPClient", "RedisClient", "ServiceSupport", "CSandbox",
+                "FogCore", "AMQPClient", "RedisClient", "ServiceSupport", "ClientSupport", "CSandbox",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -94,14 +92,14 @@ let package = Package(
         .executableTarget(
             name: "scheduler",
             dependencies: [
-                "Scheduler", "ServiceSupport", "PostgresClient", "FogCore", "FogSimulator",
+                "Scheduler", "ServiceSupport", "PostgresClient", "AMQPClient", "RedisClient", "FogCore", "FogSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "fog-node",
             dependencies: [
-                "FogNode", "ServiceSupport", "FogCore",
+                "FogNode", "ServiceSupport", "FogCore", "AMQPClient", "RedisClient",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "clusterctl",
             dependencies: [
-                "ClusterCtl", "ServiceSupport",
+                "ClusterCtl", "ServiceSupport", "FogCore", "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -127,8 +125,15 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "FogCoreTests", dependencies: ["FogCore", "TestSupport"]),
         .testTarget(name: "FogSimulatorTests", dependencies: ["FogSimulator", "FogCore"]),
-        .testTarget(name: "ClusterCtlTests", dependencies: ["ClusterCtl", "TestSupport"]),
-        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "FogNode", "TestSupport"]),
+        .testTarget(
+            name: "ClusterCtlTests",
+            dependencies: ["ClusterCtl", "TestSupport", "AMQPClient", "FogCore", "RedisClient", "ServiceSupport"]),
+        .testTarget(
+            name: "SchedulerTests",
+            dependencies: [
+                "Scheduler", "FogNode", "TestSupport", "AMQPClient", "BrokerTopology", "FogCore", "PostgresClient", "RedisClient",
+                "ServiceSupport", .product(name: "Logging", package: "swift-log"),
+            ]),
         // Finds the real test services (FOG_TEST_* variables) and kills their processes.
         .target(name: "TestSupport", dependencies: ["ServiceSupport"], path: "Tests/TestSupport"),
     ]

@@ -4,7 +4,6 @@ import FogCore
 import Foundation
 import Logging
 import RedisClient
-import ServiceSupport
 
 /// The executor's state: what waits in the local buffer (per class), what runs, what room is
 /// left. Deliveries come in from the class queues; the agent starts the highest class first,

@@ -5,7 +5,6 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceLifecycle
-import ServiceSupport
 
 /// `fog-node run`: registers in Redis, heartbeats, consumes its class queues and the control
 /// plane, and runs attempts through `FogNodeAgent`. On SIGTERM it drains: no new work, running

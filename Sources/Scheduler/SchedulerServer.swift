@@ -1,4 +1,5 @@
 import AMQPClient
+import BrokerTopology
 import ClientSupport
 import FogCore
 import Hummingbird
@@ -6,7 +7,6 @@ import Logging
 import PostgresClient
 import RedisClient
 import ServiceLifecycle
-import ServiceSupport
 
 /// `scheduler serve`: wires the store, the broker and Redis connections, the HTTP API and the
 /// loops into one `ServiceGroup`, which stops them in order on SIGTERM or SIGINT.

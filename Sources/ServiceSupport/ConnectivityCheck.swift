@@ -1,12 +1,15 @@
-import AMQPClient
 import FogCore
 import Foundation
-import PostgresClient
-import RedisClient
 
 /// Connects to each server a service needs and says, per server, whether it answered and
 /// how fast, or why not. `scheduler check`, `fog-node check` and `clusterctl check` print it.
+/// Each executable brings the probes of the clients it links (`AMQPConnection.probe`,
+/// `RedisConnection.probe`, `PostgresConnection.probe`), so that a fog node's binary never
+/// loads libpq, nor clusterctl's librabbitmq, for the sake of a check.
 public enum ConnectivityCheck {
+    /// Reaches one server with the settings, and describes what answered.
+    public typealias Probe = @Sendable (ServiceEnvironment) async throws -> String
+
     public struct Line: Sendable {
         public let service: ServiceEnvironment.Service
         public let ok: Bool
@@ -22,13 +25,13 @@ public enum ConnectivityCheck {
         }
     }
 
-    /// Checks every service in `services`; never throws, so one failure hides no other.
-    public static func run(_ environment: ServiceEnvironment, services: [ServiceEnvironment.Service]) async -> [Line] {
+    /// Runs every probe, in order; never throws, so one failure hides no other.
+    public static func run(_ environment: ServiceEnvironment, probes: [(ServiceEnvironment.Service, Probe)]) async -> [Line] {
         var lines: [Line] = []
-        for service in services {
+        for (service, probe) in probes {
             let started = ContinuousClock.now
             do {
-                let detail = try await probe(service, environment)
+                let detail = try await probe(environment)
                 let elapsed = ContinuousClock.now - started
                 lines.append(Line(service: service, ok: true, detail: "\(detail) (\(Int(elapsed.seconds * 1000)) ms)"))
             } catch {
@@ -36,25 +39,5 @@ public enum ConnectivityCheck {
             }
         }
         return lines
-    }
-
-    private static func probe(_ service: ServiceEnvironment.Service, _ environment: ServiceEnvironment) async throws -> String {
-        switch service {
-        case .broker:
-            let configuration = try AMQPConfiguration(urls: environment.brokerURLs ?? "", connectionName: "check")
-            let connection = try await AMQPConnection.connect(configuration)
-            defer { connection.close() }
-            return "connected to \(try await connection.currentBroker())"
-        case .redis:
-            let connection = try await RedisConnection.connect(RedisConfiguration(url: environment.redisURL ?? ""))
-            defer { connection.close() }
-            try await connection.ping()
-            return "PING answered at \(connection.configuration.address)"
-        case .database:
-            let connection = try await PostgresConnection.connect(PostgresConfiguration(url: environment.databaseURL ?? ""))
-            defer { connection.close() }
-            let version = try await connection.query("SHOW server_version").scalar(String.self) ?? "?"
-            return "PostgreSQL \(version)"
-        }
     }
 }

@@ -190,7 +190,7 @@ extension ClusterCtlCommand {
         static let configuration = CommandConfiguration(abstract: "Check that Redis answers (FOG_REDIS_URL).")
 
         func run() async throws {
-            let status = await runConnectivityCheck(services: [.redis])
+            let status = await runConnectivityCheck([(.redis, { try await RedisConnection.probe(url: $0.redisURL ?? "") })])
             if status != 0 { throw ExitCode(status) }
         }
     }

@@ -1,8 +1,10 @@
+import AMQPClient
 import ArgumentParser
 import FogCore
 import FogNode
 import Foundation
 import Logging
+import RedisClient
 import ServiceLifecycle
 import ServiceSupport
 
@@ -107,7 +109,10 @@ struct FogNodeCommand: AsyncParsableCommand {
             abstract: "Check that RabbitMQ and Redis answer (FOG_BROKER_URL, FOG_REDIS_URL). A fog node never needs the database.")
 
         func run() async throws {
-            let status = await runConnectivityCheck(services: [.broker, .redis])
+            let status = await runConnectivityCheck([
+                (.broker, { try await AMQPConnection.probe(urls: $0.brokerURLs ?? "") }),
+                (.redis, { try await RedisConnection.probe(url: $0.redisURL ?? "") }),
+            ])
             if status != 0 { throw ExitCode(status) }
         }
     }

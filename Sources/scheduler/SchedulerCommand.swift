@@ -1,3 +1,4 @@
+import AMQPClient
 import ArgumentParser
 import Foundation
 #if canImport(FoundationNetworking)
@@ -5,6 +6,7 @@ import FoundationNetworking
 #endif
 import Logging
 import PostgresClient
+import RedisClient
 import Scheduler
 import ServiceSupport
 
@@ -77,7 +79,11 @@ struct SchedulerCommand: AsyncParsableCommand {
             abstract: "Check that PostgreSQL, RabbitMQ and Redis answer (FOG_DATABASE_URL, FOG_BROKER_URL, FOG_REDIS_URL).")
 
         func run() async throws {
-            let status = await runConnectivityCheck(services: [.database, .broker, .redis])
+            let status = await runConnectivityCheck([
+                (.database, { try await PostgresConnection.probe(url: $0.databaseURL ?? "") }),
+                (.broker, { try await AMQPConnection.probe(urls: $0.brokerURLs ?? "") }),
+                (.redis, { try await RedisConnection.probe(url: $0.redisURL ?? "") }),
+            ])
             if status != 0 { throw ExitCode(status) }
         }
     }

@@ -1,10 +1,10 @@
 import AMQPClient
+import BrokerTopology
 import FogCore
-import PostgresClient
 import Foundation
-import ServiceSupport
-import TestSupport
+import PostgresClient
 import Testing
+import TestSupport
 
 /// The fog node's own guarantees: limits, room, priority, acks at start, allow-list. Some tests
 /// publish attempts straight to the node's queues (no scheduler), and read its events.

@@ -1,4 +1,5 @@
 import AMQPClient
+import BrokerTopology
 import FogCore
 import Foundation
 import Logging
@@ -6,8 +7,8 @@ import PostgresClient
 import RedisClient
 import Scheduler
 import ServiceSupport
-import TestSupport
 import Testing
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

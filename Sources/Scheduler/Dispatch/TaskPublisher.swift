@@ -1,8 +1,8 @@
 import AMQPClient
+import BrokerTopology
 import FogCore
 import Foundation
 import Logging
-import ServiceSupport
 import Synchronization
 
 /// Publishes attempts to their node queues with confirms, many in flight at once, and

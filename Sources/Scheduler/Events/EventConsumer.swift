@@ -1,11 +1,11 @@
 import AMQPClient
+import BrokerTopology
 import ClientSupport
 import FogCore
 import Foundation
 import Logging
 import PostgresClient
 import ServiceLifecycle
-import ServiceSupport
 import Synchronization
 
 /// Consumes `fog.events` (every replica does) and applies them in batches: whatever arrived

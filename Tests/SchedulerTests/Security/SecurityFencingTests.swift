@@ -1,11 +1,11 @@
 import AMQPClient
+import BrokerTopology
 import FogCore
 import Foundation
 import PostgresClient
 import RedisClient
-import ServiceSupport
-import TestSupport
 import Testing
+import TestSupport
 
 /// State lost or poisoned in Redis and messages gone from the broker (THREATS.md: "state lost
 /// in Redis is never fatal", "every attempt has a backstop"): the fencing epoch, purged and

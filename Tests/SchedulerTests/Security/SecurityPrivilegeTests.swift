@@ -1,11 +1,11 @@
 import AMQPClient
+import BrokerTopology
 import FogCore
 import Foundation
 import PostgresClient
 import RedisClient
-import ServiceSupport
-import TestSupport
 import Testing
+import TestSupport
 
 /// Someone holding one edge host's credentials, or a reader's token (THREATS.md: who is
 /// trusted with what): forged outcomes, a node's user reaching beyond its queues and keys, a
