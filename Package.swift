@@ -135,6 +135,6 @@ let package = Package(
                 "ServiceSupport", .product(name: "Logging", package: "swift-log"),
             ]),
         // Finds the real test services (FOG_TEST_* variables) and kills their processes.
-        .target(name: "TestSupport", dependencies: ["ServiceSupport"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ServiceSupport", "FogCore"], path: "Tests/TestSupport"),
     ]
 )

@@ -125,23 +125,31 @@ read_env() {
   API_TOKEN=${FOG_API_TOKENS:-}; API_TOKEN=${API_TOKEN%%,*}; API_TOKEN=${API_TOKEN%%:*}
 }
 
-# read_env, then refuses (naming each one) a secret that is missing, short or the example's.
+# read_env, then refuses (naming each one) a secret that is missing, short or the example's:
+# those of SECRETS, and the password of each edge node whose user is set.
 load_env() {
-  local file=${FOG_ENV_FILE:-$ROOT/.env} name value example bad=()
+  local file=${FOG_ENV_FILE:-$ROOT/.env} name n problem bad=()
   [ -f "$file" ] || die "no $file: copy .env.example to .env and set every secret in it"
   read_env
-  for name in "${SECRETS[@]}"; do
-    value=${!name:-}
-    example=$(grep -E "^$name=" "$ROOT/.env.example" | cut -d= -f2- || true)
-    if [ -z "$value" ]; then bad+=("$name is missing")
-    elif [ "$value" = "$example" ]; then bad+=("$name is still the example's value")
-    elif [ ${#value} -lt 16 ]; then bad+=("$name is shorter than 16 characters"); fi
+  local names=("${SECRETS[@]}")
+  for n in $(edge_nodes); do names+=("MQ_NODE${n}_PASS"); done
+  for name in "${names[@]}"; do
+    problem=$(secret_problem "$name")
+    [ -z "$problem" ] || bad+=("$problem")
   done
   if [ ${#bad[@]} -gt 0 ]; then
     printf -v name '%s; ' "${bad[@]}"
     die "refusing to deploy: ${name%; } (set them in ${FOG_ENV_FILE:-.env})"
   fi
-  check_edge_nodes
+}
+
+# Why the secret in variable $1 cannot be used (missing, still the example's, short), or nothing.
+secret_problem() {
+  local name=$1 value=${!1:-} example
+  example=$(grep -E "^$name=" "$ROOT/.env.example" | cut -d= -f2- || true)
+  if [ -z "$value" ]; then echo "$name is missing"
+  elif [ "$value" = "$example" ]; then echo "$name is still the example's value"
+  elif [ ${#value} -lt 16 ]; then echo "$name is shorter than 16 characters"; fi
 }
 
 # The edge nodes that have a broker user of their own (the reference deployment's
@@ -154,20 +162,6 @@ edge_nodes() {
     [ -n "${!user:-}" ] && echo "$n"
   done
   return 0
-}
-
-# Refuses an edge node whose user has no password, a short one or the example's.
-check_edge_nodes() {
-  local n pass value example bad=()
-  for n in $(edge_nodes); do
-    pass=MQ_NODE${n}_PASS
-    value=${!pass:-}
-    example=$(grep -E "^$pass=" "$ROOT/.env.example" | cut -d= -f2- || true)
-    if [ -z "$value" ]; then bad+=("$pass is missing (MQ_NODE${n}_WORKER is set)")
-    elif [ "$value" = "$example" ]; then bad+=("$pass is still the example's value")
-    elif [ ${#value} -lt 16 ]; then bad+=("$pass is shorter than 16 characters"); fi
-  done
-  [ ${#bad[@]} -eq 0 ] || { local text; printf -v text '%s; ' "${bad[@]}"; die "refusing to deploy: ${text%; }"; }
 }
 
 # A fresh .env with random secrets, for test-swarm (never the developer's .env): one edge node

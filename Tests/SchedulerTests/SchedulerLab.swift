@@ -163,9 +163,10 @@ final class SchedulerLab: @unchecked Sendable {
     /// A scheduler on `port` and fog nodes of the given sizes, once the API answers and every
     /// node heartbeats.
     @discardableResult
-    func startSystem(port: Int, scheduler: String = "s1", nodes: [(id: String, cpu: Int, memory: Int)]) async throws -> (scheduler: Process, nodes: [Process]) {
-        let started = try startScheduler(scheduler, port: port)
-        let fogNodes = try nodes.map { try startFogNode($0.id, cpu: $0.cpu, memory: $0.memory) }
+    func startSystem(port: Int, scheduler: String = "s1", nodes: [(id: String, cpu: Int, memory: Int)], schedulerExtra: [String: String] = [:],
+                     nodeExtra: [String: String] = [:]) async throws -> (scheduler: Process, nodes: [Process]) {
+        let started = try startScheduler(scheduler, port: port, extra: schedulerExtra)
+        let fogNodes = try nodes.map { try startFogNode($0.id, cpu: $0.cpu, memory: $0.memory, extra: nodeExtra) }
         try await waitForAPI(port: port)
         try await waitForNodes(nodes.map(\.id))
         return (started, fogNodes)

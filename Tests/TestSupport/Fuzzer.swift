@@ -1,20 +1,15 @@
+import FogCore
 import Foundation
 
 /// A deterministic mutator of text (SplitMix64): numbers become extremes, strings become NUL,
 /// lone surrogates or long runs, and bytes are flipped, inserted or cut. For the fuzz tests of
 /// every decoder of outside input (FogCoreTests, SchedulerTests).
 public struct Fuzzer {
-    private var state: UInt64
+    private var random: SplitMix64
 
-    public init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 }
+    public init(seed: UInt64) { random = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { random.next() }
 
     public mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
     public mutating func chance(_ p: Double) -> Bool { Double(next() % 10_000) / 10_000 < p }

@@ -68,10 +68,8 @@ struct SecurityFencingTests {
     @Test("attack: the fence raised behind the leader's back: the stale leader resigns its lease at once and a current leader dispatches")
     func staleLeaderResigns() async throws {
         try await withLab { lab in
-            let scheduler = try lab.startScheduler("s1", port: Self.port)
-            let node = try lab.startFogNode("stale-n1")
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["stale-n1"])
+            let (scheduler, nodes) = try await lab.startSystem(port: Self.port, nodes: [("stale-n1", 2000, 2048)])
+            let node = nodes[0]
             try await lab.waitUntil(timeout: .seconds(10), "s1 to lead") { try await leader(lab) == "s1" }
             let raised = try await lab.scalar("UPDATE scheduler_fence SET epoch = epoch + 100 RETURNING epoch")
             let started = ContinuousClock.now

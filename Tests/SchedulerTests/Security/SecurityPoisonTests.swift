@@ -16,11 +16,8 @@ struct SecurityPoisonTests {
     static let port = 18_611
 
     func system(_ lab: SchedulerLab, node: String = "psn-n1") async throws -> [SchedulerLab.Process] {
-        let scheduler = try lab.startScheduler("s1", port: Self.port)
-        let fogNode = try lab.startFogNode(node, cpu: 2000, memory: 2048, extra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"])
-        try await lab.waitForAPI(port: Self.port)
-        try await lab.waitForNodes([node])
-        return [scheduler, fogNode]
+        let (scheduler, nodes) = try await lab.startSystem(port: Self.port, nodes: [(node, 2000, 2048)], nodeExtra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"])
+        return [scheduler] + nodes
     }
 
     func shell(_ script: String, name: String = "poison") -> [String: Any] {

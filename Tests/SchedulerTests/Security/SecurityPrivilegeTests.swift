@@ -132,10 +132,8 @@ struct SecurityPrivilegeTests {
     @Test("attack: a reader's token reads a task's env and stdin")
     func readerRedaction() async throws {
         try await withLab { lab in
-            let scheduler = try lab.startScheduler("s1", port: Self.port)
-            let node = try lab.startFogNode("read-n1")
-            try await lab.waitForAPI(port: Self.port)
-            try await lab.waitForNodes(["read-n1"])
+            let (scheduler, nodes) = try await lab.startSystem(port: Self.port, nodes: [("read-n1", 2000, 2048)])
+            let node = nodes[0]
             let secret = "s3cr3t-\(UUID().uuidString)"
             let ids = try await lab.submit([["kind": "noop", "env": ["API_KEY": secret], "stdin": Data(secret.utf8).base64EncodedString()]],
                                            port: Self.port)

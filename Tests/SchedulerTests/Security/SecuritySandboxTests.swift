@@ -15,11 +15,9 @@ struct SecuritySandboxTests {
     static let allowed = "/bin/sh,/bin/echo,/bin/cat,/bin/true"
 
     func system(_ lab: SchedulerLab, node: String, extra: [String: String] = [:]) async throws -> [SchedulerLab.Process] {
-        let scheduler = try lab.startScheduler("s1", port: Self.port)
-        let fogNode = try lab.startFogNode(node, cpu: 4000, memory: 4096, extra: ["FOG_ALLOWED_COMMANDS": Self.allowed].merging(extra) { $1 })
-        try await lab.waitForAPI(port: Self.port)
-        try await lab.waitForNodes([node])
-        return [scheduler, fogNode]
+        let (scheduler, nodes) = try await lab.startSystem(port: Self.port, nodes: [(node, 4000, 4096)],
+                                                            nodeExtra: ["FOG_ALLOWED_COMMANDS": Self.allowed].merging(extra) { $1 })
+        return [scheduler] + nodes
     }
 
     func shell(_ script: String, timeout: Double = 30, env: [String: String] = [:], stdin: [UInt8]? = nil) -> [String: Any] {
