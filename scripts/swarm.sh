@@ -781,10 +781,10 @@ least_privilege() {
     user=MQ_NODE${n}_WORKER pass=MQ_NODE${n}_PASS
     refused "${!user} writing fog-node-1's registration" "${!user}" "${!pass}" HSET fog:node:fog-node-1 cpu_millicores 1
   done
-  out=$(rabbitmqctl_ -q list_user_permissions fognode 2>&1 | tr '\t' ' ')
+  out=$(rabbitmqctl_ -q list_user_permissions fognode 2>&1 | grep -v '^vhost' | tr '\t\n' '  ')
   if [[ $out == *'^fog\.control\.'* ]] && [[ $out != *'.* .* .*'* ]]; then echo "✓ fognode's broker rights: $out"
   else echo "✗ fognode's broker rights: $out"; failed=1; fi
-  out=$(rabbitmqctl_ -q list_user_topic_permissions fognode 2>&1 | tr '\t' ' ')
+  out=$(rabbitmqctl_ -q list_user_topic_permissions fognode 2>&1 | grep -v '^vhost' | tr '\t\n' '  ')
   if [[ $out == *'fog.events ^node\.'* ]]; then echo "✓ fognode publishes events under node.<id> only: $out"
   else echo "✗ fognode's topic rights: $out"; failed=1; fi
   return $failed
