@@ -65,6 +65,9 @@ RMQ_BIN=/usr/lib/rabbitmq/bin
 PG_BIN=/usr/lib/postgresql/15/bin
 NODES=(rmq1 rmq2 rmq3)
 
+# shellcheck source=lib/roles.sh
+. "$(dirname "$0")/lib/roles.sh"
+
 log() { printf '[services:%s] %s\n' "$PROFILE" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -312,18 +315,12 @@ start_rabbitmq() {
   fi
 }
 
-# A fog node's broker rights, for the node ids that $2 matches (one id, or any for the shared
-# user): declare, bind and consume its own control queue, bind it to fog.cluster, consume its
-# class queues, publish to fog.events under the routing key node.<id> (a topic permission) and
-# nowhere else. It cannot declare or bind its class queues (the scheduler does), publish
-# tasks, read fog.events, or (with a user of its own) touch another node's queues.
+# Gives broker user $1 a fog node's rights for the node ids that $2 matches (lib/roles.sh).
 set_node_permissions() {
-  local user=$1 id=$2
-  rmq rmq1 rabbitmqctl set_permissions -p fog "$user" \
-    "^fog\\.control\\.$id\\..*\$" \
-    "^(fog\\.events|fog\\.control\\.$id\\..*)\$" \
-    "^(fog\\.node\\.$id\\.[a-z]+|fog\\.control\\.$id\\..*|fog\\.cluster)\$" >/dev/null
-  rmq rmq1 rabbitmqctl set_topic_permissions -p fog "$user" fog.events "^node\\.$id\$" '^$' >/dev/null
+  local rights
+  mapfile -t rights < <(node_broker_rights "$2")
+  rmq rmq1 rabbitmqctl set_permissions -p fog "$1" "${rights[0]}" "${rights[1]}" "${rights[2]}" >/dev/null
+  rmq rmq1 rabbitmqctl set_topic_permissions -p fog "$1" fog.events "${rights[3]}" '^$' >/dev/null
 }
 
 # --- clusterctl ---------------------------------------------------------------------------------
@@ -421,14 +418,6 @@ write_redis_acl() {
     echo "user fog-node on >$REDIS_NODE_PASS $(node_redis_rights '*')"
     [ -z "$kept" ] || echo "$kept"
   } >"$file"
-}
-
-# A fog node's Redis rights ($1: its id, or * for the shared user): its hash and heartbeat,
-# and adding itself to fog:nodes (a selector: SADD there and nothing else).
-node_redis_rights() {
-  local keys
-  if [ "$1" = '*' ]; then keys='~fog:node:*'; else keys="~fog:node:$1 ~fog:node:$1:heartbeat"; fi
-  echo "resetkeys $keys resetchannels -@all +ping +select +hset +set +del (~fog:nodes +sadd)"
 }
 
 redis_admin() { redis-cli -p "$REDIS_PORT" --no-auth-warning -a "$REDIS_ADMIN_PASS" "$@"; }

@@ -31,6 +31,8 @@ BASE_PACKAGES=rabbitmq-server,redis-server,postgresql,librabbitmq4,libhiredis0.1
 SCRIPT_NAME=swarm
 # shellcheck source=lib/processes.sh
 . "$ROOT/scripts/lib/processes.sh"
+# shellcheck source=lib/roles.sh
+. "$ROOT/scripts/lib/roles.sh"
 
 # --- images -------------------------------------------------------------------------------------
 
@@ -175,22 +177,14 @@ write_test_env() {
   umask 022
 }
 
-# A fog node's broker rights for the node ids that $2 matches (docs/SECURITY.md): its
-# control queue, its class queues to consume, fog.events to publish under node.<id> only.
-node_permissions() { # USER ID-REGEX: the permissions and topic_permissions entries, as JSON
-  jq -cn --arg user "$1" --arg id "$2" '{
-    permissions: {user: $user, vhost: "fog", configure: "^fog\\.control\\.\($id)\\..*$",
-                  write: "^(fog\\.events|fog\\.control\\.\($id)\\..*)$",
-                  read: "^(fog\\.node\\.\($id)\\.[a-z]+|fog\\.control\\.\($id)\\..*|fog\\.cluster)$"},
-    topic: {user: $user, vhost: "fog", exchange: "fog.events", write: "^node\\.\($id)$", read: "^$"}}'
-}
-
-# A fog node's Redis rights ($1: its id, or * for all): its registration and heartbeat, and
-# SADD on fog:nodes (a selector), nothing else.
-node_redis_rights() {
-  local keys
-  if [ "$1" = '*' ]; then keys='~fog:node:*'; else keys="~fog:node:$1 ~fog:node:$1:heartbeat"; fi
-  echo "resetkeys $keys resetchannels -@all +ping +select +hset +set +del (~fog:nodes +sadd)"
+# A fog node's broker rights (lib/roles.sh) as the definitions' permissions and
+# topic_permissions entries: node_permissions USER ID-REGEX prints them as one JSON object.
+node_permissions() {
+  local rights
+  mapfile -t rights < <(node_broker_rights "$2")
+  jq -cn --arg user "$1" --arg c "${rights[0]}" --arg w "${rights[1]}" --arg r "${rights[2]}" --arg t "${rights[3]}" '{
+    permissions: {user: $user, vhost: "fog", configure: $c, write: $w, read: $r},
+    topic: {user: $user, vhost: "fog", exchange: "fog.events", write: $t, read: "^$"}}'
 }
 
 # The RabbitMQ definitions: the vhost, and a user per role with least privilege.
