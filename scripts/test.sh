@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# make test: install what is missing, build, and run every test (unit and integration)
-# against real RabbitMQ, Redis and PostgreSQL started by scripts/services.sh, but for the
-# attack suites (Security* in Tests/SchedulerTests/Security), which `make test-security`
-# (scripts/test.sh --security) runs on their own.
+# make test: install what is missing, build, and run every test (unit, integration and the
+# attack suites) against real RabbitMQ, Redis and PostgreSQL started by scripts/services.sh.
+# make test-security (scripts/test.sh --security) runs the attack suites alone (Security* in
+# Tests/SchedulerTests/Security).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-selection=(--skip Security)
+selection=()
 if [ "${1:-}" = --security ]; then
   shift
   selection=(--filter Security)
