@@ -106,12 +106,17 @@ extension FogNodeConfiguration {
         "power_max_w": "FOG_NODE_POWER_MAX_W", "battery_pct": "FOG_NODE_BATTERY_PCT", "speed": "FOG_NODE_SPEED",
     ]
 
+    /// What this node registers in `fog:node:{id}`, started at `startedAt` (seconds since 1970).
+    public func registration(startedAt: Double) -> FogNodeInfo {
+        FogNodeInfo(id: id.rawValue, capacity: capacity, zone: zone, labels: labels, latencyMS: latencyMS, power: power,
+                    speed: speed, version: "1", startedAt: startedAt)
+    }
+
     /// Refuses settings that the schedulers would refuse to read back from Redis (a latency of
     /// `inf`, a label of 300 bytes, a battery of 150 %), naming the variable: a node that starts
     /// is one that can be placed on.
     func checkRegistration() throws(Settings.Invalid) {
-        let info = FogNodeInfo(id: id.rawValue, capacity: capacity, zone: zone, labels: labels, latencyMS: latencyMS, power: power,
-                               speed: speed, version: "1", startedAt: 0)
+        let info = registration(startedAt: 0)
         do {
             _ = try FogNodeInfo(id: id.rawValue, hashFields: info.hashFields)
         } catch {

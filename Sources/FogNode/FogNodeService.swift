@@ -35,9 +35,7 @@ public struct FogNodeService: Service {
         let agent = try FogNodeAgent(
             configuration: configuration, consuming: consuming,
             events: EventPublisher(connection: publishing, node: configuration.id.rawValue, logger: logger), logger: logger)
-        let info = FogNodeInfo(
-            id: configuration.id.rawValue, capacity: configuration.capacity, zone: configuration.zone, labels: configuration.labels,
-            latencyMS: configuration.latencyMS, power: configuration.power, speed: configuration.speed, version: "1", startedAt: Date().timeIntervalSince1970)
+        let info = configuration.registration(startedAt: Date().timeIntervalSince1970)
         logger.notice("fog node \(configuration.id) in zone \(configuration.zone): \(configuration.capacity.cpuMillicores)m CPU, \(configuration.capacity.memoryMB) MB")
 
         await withTaskGroup(of: Void.self) { group in

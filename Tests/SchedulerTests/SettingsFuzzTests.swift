@@ -68,9 +68,7 @@ struct SettingsFuzzTests {
             }
             do {
                 let configuration = try FogNodeConfiguration(environment: environment)
-                let info = FogNodeInfo(id: configuration.id.rawValue, capacity: configuration.capacity, zone: configuration.zone,
-                                       labels: configuration.labels, latencyMS: configuration.latencyMS, power: configuration.power,
-                                       speed: configuration.speed, version: "1", startedAt: 1)
+                let info = configuration.registration(startedAt: 1)
                 #expect(throws: Never.self) { try FogNodeInfo(id: info.id, hashFields: info.hashFields) }
                 #expect(configuration.heartbeatTTL <= Settings.maxDuration)
             } catch {
