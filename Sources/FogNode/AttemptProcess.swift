@@ -42,7 +42,9 @@ final class AttemptProcess: Sendable {
         }
     }
 
-    enum StopReason: Sendable { case timeout, cancel, interrupt, memory }
+    /// `fence` kills at once, without the grace of the others: the node may be declared lost
+    /// any moment, and its attempt must not overlap the one placed elsewhere.
+    enum StopReason: Sendable { case timeout, cancel, interrupt, fence, memory }
 
     struct SpawnFailure: Error, CustomStringConvertible {
         let description: String
@@ -154,7 +156,9 @@ final class AttemptProcess: Sendable {
             }
             if stoppedFor == nil {
                 if now >= deadline { stoppedFor = .timeout } else if let request = stopRequest.withLock({ $0 }) { stoppedFor = request }
-                if stoppedFor != nil {
+                if stoppedFor == .fence {
+                    kill(-pid, SIGKILL)
+                } else if stoppedFor != nil {
                     kill(-pid, SIGTERM)
                     killAt = now + .seconds(2)
                 }
@@ -200,6 +204,9 @@ final class AttemptProcess: Sendable {
         case .interrupt?:
             result.outcome = .interrupted
             result.reason = "the node stopped it while shutting down"
+        case .fence?:
+            result.outcome = .interrupted
+            result.reason = "killed when the node fenced itself: it could not renew its heartbeat"
         case .memory?:
             result.outcome = .resourceExceeded
             result.reason = cgroup != nil

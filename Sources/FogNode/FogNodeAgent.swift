@@ -151,6 +151,8 @@ actor FogNodeAgent {
                 environment["HOME"] = environment["HOME"] ?? directory
                 environment["FOG_TASK_ID"] = message.taskID.uuidString.lowercased()
                 environment["FOG_ATTEMPT"] = String(message.attempt)
+                environment["FOG_ATTEMPT_ID"] = message.attemptID.uuidString.lowercased()
+                environment["FOG_NODE_ID"] = configuration.id.rawValue
                 let limits = AttemptLimits(
                     cgroups: cgroups, name: message.attemptID.uuidString.lowercased(), user: identity,
                     memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
@@ -208,7 +210,7 @@ actor FogNodeAgent {
         guard !fenced else { return }
         fenced = true
         logger.error("cannot renew the heartbeat: fenced; stopping \(running.count) running attempts, taking no work")
-        for entry in running.values { entry.process?.stop(.interrupt) }
+        for entry in running.values { entry.process?.stop(.fence) }
         await giveBackBuffered()
     }
 

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceLifecycle
+import Synchronization
 
 /// `fog-node run`: registers in Redis, heartbeats, consumes its class queues and the control
 /// plane, and runs attempts through `FogNodeAgent`. On SIGTERM it drains: no new work, running
@@ -39,7 +40,9 @@ public struct FogNodeService: Service {
         logger.notice("fog node \(configuration.id) in zone \(configuration.zone): \(configuration.capacity.cpuMillicores)m CPU, \(configuration.capacity.memoryMB) MB")
 
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await heartbeat(redis: redis, agent: agent, info: info) }
+            let fence = FenceDeadline()
+            group.addTask { await heartbeat(redis: redis, agent: agent, info: info, fence: fence) }
+            group.addTask { await watchFence(agent: agent, fence: fence) }
             for priority in PriorityClass.consumptionOrder {
                 group.addTask { await consume(Topology.nodeQueue(configuration.id, priority), on: consuming, agent: agent) }
             }
@@ -56,18 +59,18 @@ public struct FogNodeService: Service {
         logger.notice("fog node \(configuration.id) stopped")
     }
 
-    /// Registers, then writes the heartbeat every interval; fences the agent whenever the last
-    /// renewal is older than the TTL minus one interval (before the key can expire, or after a
-    /// stop in which it may have), and unfences it once a renewal succeeds again.
-    func heartbeat(redis: RedisConnection, agent: FogNodeAgent, info: FogNodeInfo) async {
+    /// Registers, then writes the heartbeat every interval, and moves the fence deadline on
+    /// after each renewal that succeeded (see `watchFence`).
+    func heartbeat(redis: RedisConnection, agent: FogNodeAgent, info: FogNodeInfo, fence: FenceDeadline) async {
         let id = configuration.id.rawValue
-        var lastRenewal = ContinuousClock.now
         var registered = false
         var lastRegistration = ContinuousClock.now
+        let margin = configuration.heartbeatTTL - configuration.heartbeatInterval
         while !Task.isCancelled {
-            // A renewal this late (the process was stopped, the host froze) means the key may
-            // have expired and the scheduler given our attempts away: fence before anything else.
-            if ContinuousClock.now - lastRenewal >= configuration.heartbeatTTL - configuration.heartbeatInterval {
+            // Late (the process was stopped, the host froze): the key may have expired and the
+            // scheduler given our attempts away. Fence before renewing, or the renewal below
+            // would move the deadline on before the watch has seen it pass.
+            if ContinuousClock.now - fence.lastRenewal >= margin {
                 await agent.fence()
             }
             do {
@@ -78,14 +81,35 @@ public struct FogNodeService: Service {
                     lastRegistration = .now
                 }
                 let load = await agent.load
+                // The key's TTL runs from when Redis sets it, which is after this instant: a
+                // deadline counted from here can only come early, never late.
+                let sent = ContinuousClock.now
                 _ = try await redis.set(FogKeys.heartbeat(id), to: String(decoding: WireFormat.encode(load), as: UTF8.self),
                                         expiry: configuration.heartbeatTTL)
-                lastRenewal = .now
+                fence.renewed(sentAt: sent)
                 await agent.unfence()
             } catch {
                 registered = false
             }
             try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    /// The fence as a deadline: TTL minus one interval after the last renewal was sent, this
+    /// node stops its attempts and takes no work, whatever the heartbeat loop is doing then
+    /// (a Redis call may block for longer than the TTL; a stopped process wakes up late). The
+    /// scheduler declares the node lost only once the key has expired, one interval later.
+    func watchFence(agent: FogNodeAgent, fence: FenceDeadline) async {
+        let margin = configuration.heartbeatTTL - configuration.heartbeatInterval
+        while !Task.isCancelled {
+            let deadline = fence.lastRenewal + margin
+            if ContinuousClock.now >= deadline {
+                await agent.fence()
+                try? await Task.sleep(for: .milliseconds(100))
+            } else {
+                // A renewal meanwhile only moves the deadline later: look again then.
+                try? await Task.sleep(until: deadline, clock: .continuous)
+            }
         }
     }
 
@@ -163,5 +187,18 @@ public struct FogNodeService: Service {
         }
         // Let the last acks settle before the channels close (RabbitMQ 3.10 was seen to drop them).
         try? await Task.sleep(for: .milliseconds(300))
+    }
+}
+
+/// When the last heartbeat that succeeded was sent: written by the heartbeat loop, read by the
+/// fence's watch. It starts at the process's start, so that a node that never reaches Redis
+/// stays fenced.
+final class FenceDeadline: Sendable {
+    private let last = Mutex(ContinuousClock.now)
+
+    var lastRenewal: ContinuousClock.Instant { last.withLock { $0 } }
+
+    func renewed(sentAt instant: ContinuousClock.Instant) {
+        last.withLock { $0 = max($0, instant) }
     }
 }

@@ -3,6 +3,7 @@ import BrokerTopology
 import FogCore
 import Foundation
 import PostgresClient
+import RedisClient
 import Testing
 import TestSupport
 
@@ -254,6 +255,53 @@ struct FogNodeFencingTests {
             }
             #expect(lab.log(frozen).contains("fenced"))
             try await lab.waitForNodes(["stop-n1"], timeout: .seconds(10))
+        }
+    }
+
+    /// DESIGN.md §7's order: a node that cannot renew its heartbeat stops its attempts before
+    /// the key can expire and the scheduler place them elsewhere, even while a Redis call of
+    /// its heartbeat is blocked on a dead link (longer than the TTL).
+    @Test("cut off from Redis and the broker mid-task: the node kills its attempt before its heartbeat key expires, and takes work again once healed")
+    func cutOffNode() async throws {
+        let cut = try NetworkCut(name: "fog_cut_fence_n1")
+        defer { cut.remove() }
+        try await withLab { lab in
+            try lab.startScheduler("s1", port: Self.port)
+            let node = try lab.startFogNode("cut-n1", cpu: 1000, memory: 1024, cut: cut)
+            try await lab.waitForAPI(port: Self.port)
+            try await lab.waitForNodes(["cut-n1"])
+            let id = try await lab.submit([["kind": "sleep", "args": ["seconds": 60], "resources": ["cpu_millicores": 250], "max_attempts": 1]],
+                                          port: Self.port)[0]
+            try await lab.waitUntil(timeout: .seconds(20), "the task to run") {
+                try await lab.scalar("SELECT count(*) FROM tasks WHERE id = $1 AND status = 'running'", [id]) == 1 && cut.processes.count > 1
+            }
+            // Cut just after a renewal, so that the next one is the call that blocks.
+            var ttl = try await lab.redis.timeToLive(FogKeys.heartbeat("cut-n1")) ?? .zero
+            try await lab.waitUntil(timeout: .seconds(10), "a fresh heartbeat", poll: .milliseconds(20)) {
+                let now = try await lab.redis.timeToLive(FogKeys.heartbeat("cut-n1")) ?? .zero
+                defer { ttl = now }
+                return now > ttl
+            }
+            let expiry = ContinuousClock.now + ttl
+            try cut.cut(ports: NetworkCut.ports(of: [TestServices.nodeRedisURL, TestServices.nodeBrokerURL]))
+            try await lab.waitUntil(timeout: .seconds(30), "the attempt's process to end", poll: .milliseconds(50)) {
+                cut.processes == [node.pid]
+            }
+            let killed = ContinuousClock.now
+            print("cut off: the node killed its attempt \(expiry - killed) before its heartbeat key expired")
+            #expect(killed < expiry, "the attempt ran on after the heartbeat key expired: the scheduler may already have placed it elsewhere")
+            #expect(cut.dropped > 0)
+            #expect(lab.log(node).contains("fenced"))
+            try await lab.waitUntil(timeout: .seconds(30), "the scheduler to take the attempt back") {
+                try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'lost'", [id]) == 1
+            }
+            try cut.heal()
+            try await lab.waitForNodes(["cut-n1"], timeout: .seconds(60))
+            let after = try await lab.submit([["kind": "noop"]], port: Self.port)[0]
+            try await lab.waitUntil(timeout: .seconds(60), "a task after the heal") {
+                try await lab.scalar("SELECT count(*) FROM tasks WHERE id = $1 AND status = 'succeeded'", [after]) == 1
+            }
+            #expect(lab.isRunning(node))
         }
     }
 }

@@ -102,9 +102,10 @@ final class SchedulerLab: @unchecked Sendable {
     }
 
     /// A fog node process, with the fog nodes' shared broker and Redis users (least privilege)
-    /// unless `extra` gives it others.
+    /// unless `extra` gives it others; inside `cut`'s cgroup when given, to cut it off later.
     @discardableResult
-    func startFogNode(_ id: String, cpu: Int = 2000, memory: Int = 2048, zone: String = "zone-a", extra: [String: String] = [:]) throws -> Process {
+    func startFogNode(_ id: String, cpu: Int = 2000, memory: Int = 2048, zone: String = "zone-a", extra: [String: String] = [:],
+                      cut: NetworkCut? = nil) throws -> Process {
         let log = "\(directory)/\(id).log"
         var env = environment
         env["FOG_DATABASE_URL"] = nil
@@ -113,7 +114,8 @@ final class SchedulerLab: @unchecked Sendable {
         env["FOG_REDIS_URL"] = TestServices.nodeRedisURL
         env.merge(["FOG_NODE_ID": id, "FOG_NODE_ZONE": zone, "FOG_NODE_CPU_MILLICORES": String(cpu), "FOG_NODE_MEMORY_MB": String(memory),
                    "FOG_WORK_DIR": "\(directory)/work-\(id)", "FOG_ALLOWED_COMMANDS": "/bin/sh,/bin/echo,/bin/true,/bin/false"]) { $1 }
-        let pid = try CommandRunner.spawnDetached([Self.binary("fog-node"), "run"], environment: env.merging(extra) { $1 }, logFile: log)
+        let argv = [Self.binary("fog-node"), "run"]
+        let pid = try CommandRunner.spawnDetached(cut?.wrap(argv) ?? argv, environment: env.merging(extra) { $1 }, logFile: log)
         processes.append(pid)
         nodeIDs.append(id)
         return Process(pid: pid, log: log)
