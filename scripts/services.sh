@@ -5,7 +5,9 @@
 # one folder per profile; every process started is stopped by its recorded PID.
 #
 #   scripts/services.sh up|down|status|env|wipe [--profile dev|test]
-#   scripts/services.sh kill-node|start-node rmqN|redis|postgres [--profile ...]  (failure tests)
+#   scripts/services.sh kill-node|start-node rmqN|redis|postgres [--profile ...]  (failure tests;
+#       Redis keeps its data in an append-only file, as in production; start-node redis-empty
+#       starts it without)
 #   scripts/services.sh stop-node|wipe-node rmqN [--profile ...]
 #   scripts/services.sh cli rabbitmqctl|redis-cli|psql|shell [ARGS...] [--profile ...]
 #       a client as the services' administrator (rabbitmqctl on rmq1; `shell`: a shell with
@@ -74,7 +76,7 @@ die() { log "error: $*"; exit 1; }
 # --- installation -------------------------------------------------------------------------
 
 # gcc: the attack tests build a shared object to preload.
-PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools openssl gcc)
+PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools openssl gcc nftables)
 
 install_packages() {
   local missing=()
@@ -395,7 +397,8 @@ pidfile $dir/redis.pid
 logfile $dir/redis.log
 dir $dir
 save ""
-appendonly no
+appendonly yes
+appendfsync everysec
 aclfile $dir/users.acl
 EOF
   write_redis_acl "$dir/users.acl"
@@ -588,8 +591,13 @@ case "$COMMAND" in
         [ "$PROFILE" = lab ] || start_agent "$TARGET"
         ;;
       redis) start_redis ;;
+      redis-empty)
+        # As after a lost disk: the append-only file goes; the ACL file (the users) stays.
+        pid_alive "$(pid_from "$STATE/redis/redis.pid")" && die "Redis runs: kill-node redis first"
+        rm -rf "$STATE/redis/appendonlydir" "$STATE/redis/dump.rdb"
+        start_redis ;;
       postgres) start_postgres ;;
-      *) die "start-node takes rmq1, rmq2, rmq3, redis or postgres" ;;
+      *) die "start-node takes rmq1, rmq2, rmq3, redis, redis-empty or postgres" ;;
     esac
     ;;
   kill-node)

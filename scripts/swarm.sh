@@ -691,6 +691,8 @@ test_failover() {
   other=rabbitmq1; [ "$master" = rabbitmq1 ] && other=rabbitmq2
   fault "RabbitMQ $other killed" "docker kill \$(container $other) >/dev/null" || failed=1
   fault "Redis killed" "docker kill \$(container redis) >/dev/null" || failed=1
+  # The reference deployment's third scenario: submissions get 503 until Swarm restarts it.
+  fault "PostgreSQL killed" "docker kill \$(container postgres) >/dev/null" || failed=1
   fault "the scheduler leader killed" "docker kill \$(leader_container) >/dev/null" || failed=1
   fault "a fog-node container killed" "docker kill \$(container fog-node) >/dev/null" || failed=1
   local n; n=$(replicas fog-node); n=${n##*/}

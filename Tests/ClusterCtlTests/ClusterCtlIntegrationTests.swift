@@ -202,7 +202,7 @@ struct ClusterCtlIntegrationTests {
         try TestServices.start("redis")
         #expect(try names.map { try joinCount(lab, $0) } == joinsBefore, "a node joined (and so was reset) during the outage")
 
-        // Redis came back empty (the test Redis keeps no data): the agents register again.
+        // Redis came back (with what its append-only file held): the agents register again.
         let consistentIn = await lab.waitFor(.seconds(60)) { (try? clusterctl(lab, "health"))?.succeeded == true }
         let health = try clusterctl(lab, "health")
         #expect(consistentIn != nil, "clusterctl health after the outage:\n\(health.stdout)\(health.stderr)")

@@ -149,9 +149,9 @@ struct RedisIntegrationTests {
 
         try TestServices.kill("redis")
         await #expect(throws: RedisError.self) { try await redis.ping() }
-        try TestServices.start("redis")
+        try TestServices.start("redis-empty")
 
-        // The next call connects again; the data is gone (no persistence in tests).
+        // The next call connects again; the data is gone (started without its append-only file).
         try await redis.ping()
         #expect(try await redis.get(key) == nil)
         try await redis.set(key, to: "after", expiry: .seconds(30))

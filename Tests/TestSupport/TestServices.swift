@@ -48,7 +48,8 @@ public enum TestServices {
         try runServicesScript("kill-node", service)
     }
 
-    /// Starts a service again and waits until it is up.
+    /// Starts a service again and waits until it is up: `redis` with its data (its append-only
+    /// file), `redis-empty` without.
     public static func start(_ service: String) throws {
         try runServicesScript("start-node", service)
     }

@@ -40,7 +40,7 @@ struct SecurityFencingTests {
 
             _ = try await lab.redis.delete(FogKeys.schedulerEpoch)
             try TestServices.kill("redis")
-            try TestServices.start("redis")  // no persistence in the test profile: it comes back empty
+            try TestServices.start("redis-empty")
             try await lab.waitForNodes(["fence-n1"], timeout: .seconds(30))
             try await lab.waitUntil(timeout: .seconds(30), "a leader after Redis came back") { try await leader(lab) != nil }
             let survivor = try await leader(lab) == "s1" ? (s2, Self.port + 1) : (s1, Self.port)
