@@ -24,7 +24,12 @@ actor FogNodeAgent {
     let configuration: FogNodeConfiguration
     let consuming: AMQPConnection
     let events: EventPublisher
+    let fenceDeadline: FenceDeadline
     let logger: Logger
+    /// This node's life (seconds since 1970, as registered in `started_at`): its start, then
+    /// each fence. A message placed in an earlier life is dropped: the scheduler takes such
+    /// attempts back when it sees the new life (or the node lost), and places them again.
+    private(set) var life: Double
     private var buffered: [PriorityClass: [Buffered]] = [:]
     private var running: [UUID: Running] = [:]
     private var used = Resources.zero
@@ -38,10 +43,13 @@ actor FogNodeAgent {
     /// Who attempts run as.
     let taskUsers: TaskUsers
 
-    init(configuration: FogNodeConfiguration, consuming: AMQPConnection, events: EventPublisher, logger: Logger) throws {
+    init(configuration: FogNodeConfiguration, consuming: AMQPConnection, events: EventPublisher, fence: FenceDeadline, life: Double,
+         logger: Logger) throws {
         self.configuration = configuration
         self.consuming = consuming
         self.events = events
+        self.fenceDeadline = fence
+        self.life = life
         self.logger = logger
         cgroups = configuration.useCgroups ? CgroupLayout.detect(node: configuration.id.rawValue) : .unavailable(reason: "FOG_CGROUPS=false")
         taskUsers = TaskUsers(configuration: configuration)
@@ -78,6 +86,16 @@ actor FogNodeAgent {
             try? await consuming.reject(delivery, requeue: false)
             return
         }
+        // The deadline may have passed while this process was stopped, before the watch woke.
+        if !fenced && fenceDeadline.passed { await fence() }
+        if let placedIn = message.nodeStartedAt, placedIn < life - 0.0005 {
+            // Placed before this node's last fence (or its previous process): the scheduler has
+            // taken it back, or will when it sees the new life; running it now could run it twice.
+            logger.info("dropping attempt \(message.attemptID): it was placed in an earlier life of this node (before its last fence or restart)")
+            seen.insert(message.attemptID)
+            try? await consuming.ack(delivery)
+            return
+        }
         if seen.contains(message.attemptID) || cancelled.contains(message.attemptID) {
             // A redelivery of an attempt started already, or one the scheduler cancelled.
             try? await consuming.ack(delivery)
@@ -105,6 +123,10 @@ actor FogNodeAgent {
     /// while a uid is free).
     func startWhatFits() async {
         guard !fenced && !draining else { return }
+        guard !fenceDeadline.passed else {
+            await fence()
+            return
+        }
         for priority in PriorityClass.consumptionOrder {
             while let next = buffered[priority]?.first {
                 let free = configuration.capacity - used
@@ -203,21 +225,30 @@ actor FogNodeAgent {
         }
     }
 
-    /// The heartbeat could not be renewed within the TTL: the scheduler may be placing this
-    /// node's attempts elsewhere. Stop taking work, stop what runs (its outcome would be
-    /// ignored), and give the buffered deliveries back.
+    /// The heartbeat could not be renewed in time: the scheduler may be placing this node's
+    /// attempts elsewhere. This life ends: take no work, kill what runs (its outcome would be
+    /// ignored), and drop what waits here, as every message of this life that comes later.
+    /// The scheduler places them again when the node registers its new life, or declares it
+    /// lost. (Given back to the queue, they would come back and run beside their new placements.)
     func fence() async {
         guard !fenced else { return }
         fenced = true
-        logger.error("cannot renew the heartbeat: fenced; stopping \(running.count) running attempts, taking no work")
+        life = max(life + 0.001, Date().timeIntervalSince1970)
+        let waiting = buffered.values.reduce(0) { $0 + $1.count }
+        logger.error("cannot renew the heartbeat: fenced; killing \(running.count) running attempts, dropping \(waiting) waiting ones (placed again by the scheduler), taking no work")
         for entry in running.values { entry.process?.stop(.fence) }
-        await giveBackBuffered()
+        let items = buffered.values.flatMap { $0 }
+        buffered = [:]
+        for item in items {
+            seen.insert(item.message.attemptID)
+            try? await consuming.ack(item.delivery)
+        }
     }
 
     func unfence() async {
         guard fenced else { return }
         fenced = false
-        logger.notice("heartbeat renewed: taking work again")
+        logger.notice("heartbeat renewed: a new life from \(RFC3339.format(life)), taking work again")
         await startWhatFits()
     }
 

@@ -33,14 +33,15 @@ public struct FogNodeService: Service {
             consuming.close()
             redis.close()
         }
+        let fence = FenceDeadline(margin: configuration.heartbeatTTL - configuration.heartbeatInterval)
         let agent = try FogNodeAgent(
             configuration: configuration, consuming: consuming,
-            events: EventPublisher(connection: publishing, node: configuration.id.rawValue, logger: logger), logger: logger)
-        let info = configuration.registration(startedAt: Date().timeIntervalSince1970)
+            events: EventPublisher(connection: publishing, node: configuration.id.rawValue, logger: logger), fence: fence,
+            life: Date().timeIntervalSince1970, logger: logger)
+        let info = configuration.registration(startedAt: await agent.life)
         logger.notice("fog node \(configuration.id) in zone \(configuration.zone): \(configuration.capacity.cpuMillicores)m CPU, \(configuration.capacity.memoryMB) MB")
 
         await withTaskGroup(of: Void.self) { group in
-            let fence = FenceDeadline()
             group.addTask { await heartbeat(redis: redis, agent: agent, info: info, fence: fence) }
             group.addTask { await watchFence(agent: agent, fence: fence) }
             for priority in PriorityClass.consumptionOrder {
@@ -60,18 +61,25 @@ public struct FogNodeService: Service {
     }
 
     /// Registers, then writes the heartbeat every interval, and moves the fence deadline on
-    /// after each renewal that succeeded (see `watchFence`).
+    /// after each renewal that succeeded (see `watchFence`). The registration carries the
+    /// agent's life: after a fence, a new one, so that the scheduler places again what it had
+    /// placed here before (the agent drops those messages).
     func heartbeat(redis: RedisConnection, agent: FogNodeAgent, info: FogNodeInfo, fence: FenceDeadline) async {
         let id = configuration.id.rawValue
+        var info = info
         var registered = false
         var lastRegistration = ContinuousClock.now
-        let margin = configuration.heartbeatTTL - configuration.heartbeatInterval
         while !Task.isCancelled {
             // Late (the process was stopped, the host froze): the key may have expired and the
             // scheduler given our attempts away. Fence before renewing, or the renewal below
             // would move the deadline on before the watch has seen it pass.
-            if ContinuousClock.now - fence.lastRenewal >= margin {
+            if fence.passed {
                 await agent.fence()
+            }
+            let life = await agent.life
+            if info.startedAt != life {
+                info.startedAt = life
+                registered = false
             }
             do {
                 if !registered || ContinuousClock.now - lastRegistration > .seconds(30) {
@@ -100,9 +108,8 @@ public struct FogNodeService: Service {
     /// (a Redis call may block for longer than the TTL; a stopped process wakes up late). The
     /// scheduler declares the node lost only once the key has expired, one interval later.
     func watchFence(agent: FogNodeAgent, fence: FenceDeadline) async {
-        let margin = configuration.heartbeatTTL - configuration.heartbeatInterval
         while !Task.isCancelled {
-            let deadline = fence.lastRenewal + margin
+            let deadline = fence.deadline
             if ContinuousClock.now >= deadline {
                 await agent.fence()
                 try? await Task.sleep(for: .milliseconds(100))
@@ -190,13 +197,18 @@ public struct FogNodeService: Service {
     }
 }
 
-/// When the last heartbeat that succeeded was sent: written by the heartbeat loop, read by the
-/// fence's watch. It starts at the process's start, so that a node that never reaches Redis
-/// stays fenced.
+/// The fence's deadline: `margin` (TTL minus one interval) after the last heartbeat that
+/// succeeded was sent. Written by the heartbeat loop; read by the fence's watch and by the
+/// agent before it starts anything. It starts at the process's start, so that a node that
+/// never reaches Redis stays fenced.
 final class FenceDeadline: Sendable {
+    let margin: Duration
     private let last = Mutex(ContinuousClock.now)
 
-    var lastRenewal: ContinuousClock.Instant { last.withLock { $0 } }
+    init(margin: Duration) { self.margin = margin }
+
+    var deadline: ContinuousClock.Instant { last.withLock { $0 } + margin }
+    var passed: Bool { ContinuousClock.now >= deadline }
 
     func renewed(sentAt instant: ContinuousClock.Instant) {
         last.withLock { $0 = max($0, instant) }

@@ -304,4 +304,54 @@ struct FogNodeFencingTests {
             #expect(lab.isRunning(node))
         }
     }
+
+    /// Attempts placed on a node just as it froze reach it while it sleeps; the scheduler takes
+    /// them back once the heartbeat expires. Woken, the node must not run them: the node's
+    /// life ended with its fence, and each message says which life of the node it was placed in.
+    @Test("SIGSTOP with attempts just placed on it, past the TTL, then SIGCONT: it runs none of those the scheduler took back")
+    func stoppedNodeRunsNothingTakenBack() async throws {
+        try await withLab { lab in
+            let marks = "\(lab.directory)/marks.log"
+            FileManager.default.createFile(atPath: marks, contents: nil)
+            chmod(marks, 0o666)
+            let frozen = try await lab.startSystem(port: Self.port, nodes: [("wake-n1", 2000, 2048)],
+                                                   nodeExtra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"]).nodes[0]
+            func tasks(_ count: Int, sleep: Double) -> [[String: Any]] {
+                let script = #"echo "$FOG_TASK_ID $FOG_ATTEMPT_ID $FOG_NODE_ID $(date +%s.%N)" >> "$1"; sleep "# + String(sleep)
+                return (0..<count).map { _ in ["command": ["/bin/sh", "-c", script, "mark", marks], "resources": ["cpu_millicores": 100, "memory_mb": 32]] }
+            }
+            // Some run when it freezes (they end while it sleeps, and wake it up first)...
+            var ids = try await lab.submit(tasks(3, sleep: 1), port: Self.port)
+            try await lab.waitUntil(timeout: .seconds(20), "3 running tasks") {
+                ((try? String(contentsOfFile: marks, encoding: .utf8)) ?? "").split(separator: "\n").count == 3
+            }
+            lab.signal(frozen, SIGSTOP)
+            let stoppedAt = Date().timeIntervalSince1970
+            // ...and some are placed on it while it is frozen (its heartbeat has not expired yet).
+            ids += try await lab.submit(tasks(10, sleep: 0.2), port: Self.port)
+            try await lab.waitUntil(timeout: .seconds(10), "10 attempts placed on the frozen node") {
+                try await lab.scalar("SELECT count(*) FROM attempts WHERE node = 'wake-n1' AND status = 'queued' AND published_at IS NOT NULL") == 10
+            }
+            try lab.startFogNode("wake-n2", extra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"])
+            try await lab.waitUntil(timeout: .seconds(30), "the scheduler to take them back") {
+                try await lab.scalar("SELECT count(*) FROM attempts WHERE node = 'wake-n1' AND status = 'lost'") == 13
+            }
+            lab.signal(frozen, SIGCONT)
+            try await lab.waitUntil(timeout: .seconds(60), "the 13 tasks to succeed") { try await lab.statusCounts()["succeeded"] == 13 }
+            try await lab.waitForNodes(["wake-n1"], timeout: .seconds(20))
+            try await Task.sleep(for: .seconds(3))  // what the woken node might still start
+            let lines = ((try? String(contentsOfFile: marks, encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: " ") }
+            // Attempts placed on it again after it came back may run there; those taken back may not.
+            let takenBack = Set(try await lab.pool.query("SELECT id::text FROM attempts WHERE node = 'wake-n1' AND status = 'lost'").rows.map {
+                try $0.decode(at: 0, as: String.self)
+            })
+            let late = lines.filter { $0.count == 4 && takenBack.contains(String($0[1])) && (Double($0[3]) ?? 0) > stoppedAt }
+            #expect(late.isEmpty, "the woken node ran \(late.count) attempts the scheduler had taken back")
+            #expect(lines.count == 16, "the 3 that ran when it froze ran twice, the others once: \(lines.count) runs")
+            for id in ids {
+                #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'succeeded'", [id]) == 1)
+            }
+            #expect(lab.isRunning(frozen))
+        }
+    }
 }

@@ -9,8 +9,10 @@ import Testing
 /// Places every pending task on one node.
 struct OneNodePlanner: DispatchPlanner {
     let node: String
+    /// The node's life (its registration's started_at), when the test gives one.
+    var life: Double? = nil
     mutating func plan(_ tasks: [TaskStore.PendingTask]) -> [TaskStore.PlanStep] {
-        tasks.map { _ in .place(node: node, score: PlacementScore(policy: "test", total: 1, terms: [:], candidates: 1)) }
+        tasks.map { _ in .place(node: node, score: PlacementScore(policy: "test", total: 1, terms: [:], candidates: 1), nodeStartedAt: life) }
     }
 }
 
@@ -116,6 +118,29 @@ struct TaskStoreTests {
             var statuses: [AttemptStatus?] = []
             for attempt in attempts { statuses.append(try await store.task(attempt.message.taskID)?.attempts?.first?.status) }
             #expect(statuses == [.lost, .running, .queued])
+        }
+    }
+
+    @Test("a node's new life takes back the queued attempts placed in an earlier one, not those placed in it; messages say which")
+    func newLifeTakesBackQueued() async throws {
+        try await withStore { store, _ in
+            try await store.raiseFence(to: 1)
+            _ = try await store.submit((0..<2).map { TaskSpec(name: "old\($0)", kind: .noop) })
+            let old = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1", life: 1_000.25)).attempts
+            _ = try await store.submit([TaskSpec(name: "new", kind: .noop)])
+            let new = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1", life: 2_000.5)).attempts
+            try #require(old.count == 2 && new.count == 1)
+            #expect(old.map(\.message.nodeStartedAt) == [1_000.25, 1_000.25])
+            // Republished unconfirmed attempts carry their life too.
+            let unconfirmed = try await store.unpublished(olderThan: .zero)
+            #expect(Set(unconfirmed.compactMap(\.message.nodeStartedAt)) == [1_000.25, 2_000.5])
+            let when = Date(timeIntervalSince1970: 2_000.5)
+            #expect(try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 1, retry: RetryPolicy()) == 2)
+            var statuses: [AttemptStatus?] = []
+            for attempt in old + new { statuses.append(try await store.task(attempt.message.taskID)?.attempts?.first?.status) }
+            #expect(statuses == [.lost, .lost, .queued])
+            // Placed again at once, not counted as a failure.
+            #expect(try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1", life: 2_000.5)).attempts.count == 2)
         }
     }
 

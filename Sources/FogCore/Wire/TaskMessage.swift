@@ -12,20 +12,27 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     public var epoch: Int
     public var node: String
     public var spec: TaskSpec
+    /// Which life of the node it was placed in: the `started_at` of the node's registration
+    /// then. A node begins a new life when it starts and whenever it fences itself, and drops
+    /// a message of an earlier life: the scheduler places such attempts again once it sees the
+    /// new `started_at`. Absent from older schedulers' messages (never dropped).
+    public var nodeStartedAt: Double?
 
-    public init(taskID: UUID, attemptID: UUID, attempt: Int, epoch: Int, node: String, spec: TaskSpec) {
+    public init(taskID: UUID, attemptID: UUID, attempt: Int, epoch: Int, node: String, spec: TaskSpec, nodeStartedAt: Double? = nil) {
         self.taskID = taskID
         self.attemptID = attemptID
         self.attempt = attempt
         self.epoch = epoch
         self.node = node
         self.spec = spec
+        self.nodeStartedAt = nodeStartedAt
     }
 
     enum CodingKeys: String, CodingKey {
         case v, attempt, epoch, node, spec
         case taskID = "task_id"
         case attemptID = "attempt_id"
+        case nodeStartedAt = "node_started_at"
     }
 }
 

@@ -103,6 +103,11 @@ public enum Migrations {
             -- The queued-attempt backstop looks at published attempts that never started.
             CREATE INDEX attempts_queued_published ON attempts (published_at) WHERE status = 'queued';
             """),
+        Migration(version: 4, name: "which life of its node an attempt was placed in", sql: """
+            -- The node's registration started_at when the attempt was placed (TaskMessage.node_started_at):
+            -- queued attempts of an earlier life are placed again when the node begins a new one.
+            ALTER TABLE attempts ADD COLUMN node_started_at double precision;
+            """),
     ]
 
     /// The newest version this build knows.

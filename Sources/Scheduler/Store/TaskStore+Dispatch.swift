@@ -2,7 +2,7 @@ import FogCore
 import Foundation
 import PostgresClient
 
-private struct Placed: Encodable { let task_id: UUID, attempt_id: UUID, number: Int, node: String, score: PlacementScore }
+private struct Placed: Encodable { let task_id: UUID, attempt_id: UUID, number: Int, node: String, score: PlacementScore, node_started_at: Double? }
 private struct Waiting: Encodable { let id: UUID, reason: String }
 
 /// Decides where pending tasks go, inside the dispatch transaction; a value, so that its
@@ -51,7 +51,8 @@ extension TaskStore {
 
     /// What placement decided for one pending task.
     public enum PlanStep: Sendable {
-        case place(node: String, score: PlacementScore)
+        /// `nodeStartedAt`: the node's registration `started_at` (its life) when it was chosen.
+        case place(node: String, score: PlacementScore, nodeStartedAt: Double? = nil)
         case wait(reason: String)
     }
 
@@ -104,11 +105,13 @@ extension TaskStore {
             var queued: [QueuedAttempt] = []
             for (task, step) in zip(pending, steps) {
                 switch step {
-                case .place(let node, let score):
-                    let attempt = Placed(task_id: task.id, attempt_id: UUID(), number: task.attemptCount + 1, node: node, score: score)
+                case .place(let node, let score, let life):
+                    let attempt = Placed(task_id: task.id, attempt_id: UUID(), number: task.attemptCount + 1, node: node, score: score,
+                                         node_started_at: life)
                     placed.append(attempt)
                     queued.append(QueuedAttempt(message: TaskMessage(
-                        taskID: task.id, attemptID: attempt.attempt_id, attempt: attempt.number, epoch: epoch, node: node, spec: task.spec)))
+                        taskID: task.id, attemptID: attempt.attempt_id, attempt: attempt.number, epoch: epoch, node: node, spec: task.spec,
+                        nodeStartedAt: life)))
                 case .wait(let reason) where reason != task.pendingReason:
                     waiting.append(Waiting(id: task.id, reason: reason))
                 case .wait:
@@ -119,10 +122,10 @@ extension TaskStore {
                 let written = try await tx.query("""
                     WITH fence AS (SELECT epoch FROM scheduler_fence WHERE id = 1 AND epoch = $1::bigint FOR SHARE),
                     b AS (SELECT * FROM jsonb_to_recordset($2::jsonb)
-                          AS b(task_id uuid, attempt_id uuid, number integer, node text, score jsonb)),
+                          AS b(task_id uuid, attempt_id uuid, number integer, node text, score jsonb, node_started_at float8)),
                     ins AS (
-                        INSERT INTO attempts (id, task_id, number, node, status, epoch, score)
-                        SELECT b.attempt_id, b.task_id, b.number, b.node, 'queued', $1::bigint, b.score FROM b, fence
+                        INSERT INTO attempts (id, task_id, number, node, status, epoch, score, node_started_at)
+                        SELECT b.attempt_id, b.task_id, b.number, b.node, 'queued', $1::bigint, b.score, b.node_started_at FROM b, fence
                         RETURNING id, task_id, node, number),
                     upd AS (
                         UPDATE tasks t SET status = 'queued', current_attempt = ins.id, attempt_count = ins.number,
@@ -158,7 +161,7 @@ extension TaskStore {
     /// same ids, which the fog node deduplicates.
     public func unpublished(olderThan age: Duration, limit: Int = 500) async throws -> [QueuedAttempt] {
         try await pool.query("""
-            SELECT a.task_id, a.id, a.number, a.epoch, a.node, t.spec::text FROM attempts a JOIN tasks t ON t.id = a.task_id
+            SELECT a.task_id, a.id, a.number, a.epoch, a.node, t.spec::text, a.node_started_at FROM attempts a JOIN tasks t ON t.id = a.task_id
             WHERE a.status = 'queued' AND a.published_at IS NULL AND a.queued_at < now() - $1::bigint * interval '1 millisecond'
             ORDER BY a.queued_at LIMIT $2
             """, [Int(age.seconds * 1000), limit]
@@ -166,7 +169,8 @@ extension TaskStore {
             // An attempt whose spec cannot be read is left to the queued backstop, not sent.
             try? QueuedAttempt(message: TaskMessage(
                 taskID: row.decode(at: 0), attemptID: row.decode(at: 1), attempt: row.decode(at: 2),
-                epoch: row.decode(at: 3), node: row.decode(at: 4), spec: Self.json(TaskSpec.self, row.decode(at: 5))))
+                epoch: row.decode(at: 3), node: row.decode(at: 4), spec: Self.json(TaskSpec.self, row.decode(at: 5)),
+                nodeStartedAt: row.decodeIfPresent(at: 6)))
         }
     }
 

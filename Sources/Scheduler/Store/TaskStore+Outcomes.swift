@@ -42,15 +42,21 @@ extension TaskStore {
                            reason: "node \(node) lost its heartbeat")
     }
 
-    /// `node` restarted (it registered again with a later start time) before its heartbeat
-    /// expired, as a container restarted at once does: the attempts it reported started before
-    /// that time ran in the process that died, so they end as `lost` too. Both times are the
-    /// node's own clock. Queued attempts stay: their deliveries were never acked, so the broker
-    /// hands them to the new process.
+    /// `node` began a new life (it registered again with a later start time) before its
+    /// heartbeat expired: a container restarted at once, or a node that fenced itself and came
+    /// back. The attempts it reported started before that time ran in the life that ended, so
+    /// they end as `lost` (both times are the node's own clock), and so do the queued ones placed
+    /// in an earlier life (`node_started_at`, copied from its registration): the node drops their
+    /// messages, so they are placed again now rather than by the queued backstop.
     public func takeBackAttempts(onRestartedNode node: String, startedBefore restart: Date, epoch: Int, retry: RetryPolicy) async throws -> Int {
-        try await takeBack("a.node = $1 AND a.status = 'running' AND a.started_at < to_timestamp($2::float8)",
+        // Running ones started before: their process ended with the old one (or its fence).
+        // Queued ones placed in an earlier life: the node drops their messages.
+        try await takeBack("""
+            a.node = $1 AND ((a.status = 'running' AND a.started_at < to_timestamp($2::float8))
+                OR (a.status = 'queued' AND a.node_started_at < $2::float8))
+            """,
                            [node, restart.timeIntervalSince1970], epoch: epoch, retry: retry,
-                           reason: "node \(node) restarted at \(RFC3339.format(restart.timeIntervalSince1970)); the attempt's process ended with it")
+                           reason: "node \(node) restarted, or fenced itself and lost its heartbeat, at \(RFC3339.format(restart.timeIntervalSince1970)); what it held before was placed again")
     }
 
     private func takeBack(_ condition: String, _ parameters: [(any PostgresEncodable)?], epoch: Int, retry: RetryPolicy, reason: String) async throws -> Int {

@@ -30,6 +30,14 @@ struct ChaosLedger {
         let attempts: [Attempt]
         let explained: Bool
         let why: String
+
+        /// The kind of reason, for the table.
+        var kind: String {
+            if !explained { return "UNEXPLAINED" }
+            if why.contains("restarted") { return "its node restarted or fenced itself (a new life) while it ran" }
+            if why.contains("fenced") { return "its node fenced itself while it ran" }
+            return "its node was declared lost while it ran"
+        }
     }
 
     struct Findings {

@@ -190,16 +190,16 @@ struct ChaosTests {
             try TestServices.kill("redis")
             try TestServices.kill("rmq3")
             try await Task.sleep(for: .seconds(2))
-            try TestServices.start("rmq3")
             let restarted = ContinuousClock.now
+            try TestServices.start("rmq3")
             while system.runningBrokerNodes() < 3 && ContinuousClock.now - restarted < .seconds(120) {
                 try await Task.sleep(for: .seconds(1))
             }
             let rejoined = ContinuousClock.now - restarted
             let whole = system.runningBrokerNodes() == 3
             try TestServices.start("redis")
-            return whole ? "rmq3 was in the cluster again \(seconds(rejoined)) after it started, with Redis down."
-                : "rmq3 was NOT in the cluster \(seconds(rejoined)) after it started."
+            return whole ? "rmq3 was in the cluster again \(seconds(rejoined)) after it was started, with Redis down."
+                : "rmq3 was NOT in the cluster \(seconds(rejoined)) after it was started."
         },
     ]
 
@@ -230,7 +230,7 @@ struct ChaosTests {
             """
         for row in rows {
             let f = row.findings
-            let why = Dictionary(grouping: f.doubles, by: { $0.explained ? "node declared lost while it ran" : "UNEXPLAINED" })
+            let why = Dictionary(grouping: f.doubles, by: \.kind)
                 .map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
             text += "| \(row.fault) | \(row.recovery.map(seconds) ?? "not within 180 s") | \(f.tasks) | \(f.lost.count) | \(f.duplicateOutcomes.count) | "
                 + "\(f.doubles.count)\(why.isEmpty ? "" : " (\(why))") | \(row.left.values.reduce(0, +)) |\n"
