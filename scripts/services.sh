@@ -75,7 +75,8 @@ die() { log "error: $*"; exit 1; }
 
 # --- installation -------------------------------------------------------------------------
 
-# gcc: the attack tests build a shared object to preload.
+# gcc: the attack tests build a shared object to preload. nftables: the fence test and the chaos
+# run cut a fog node off from Redis and the broker.
 PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools openssl gcc nftables)
 
 install_packages() {
