@@ -106,10 +106,14 @@ extension FogNodeConfiguration {
         "power_max_w": "FOG_NODE_POWER_MAX_W", "battery_pct": "FOG_NODE_BATTERY_PCT", "speed": "FOG_NODE_SPEED",
     ]
 
+    /// The registration's `version`: 2 drops the task messages of an earlier life of the node
+    /// (TaskMessage.nodeStartedAt), which tells the scheduler to place its queued ones again.
+    static let registrationVersion = "2"
+
     /// What this node registers in `fog:node:{id}`, started at `startedAt` (seconds since 1970).
     public func registration(startedAt: Double) -> FogNodeInfo {
         FogNodeInfo(id: id.rawValue, capacity: capacity, zone: zone, labels: labels, latencyMS: latencyMS, power: power,
-                    speed: speed, version: "1", startedAt: startedAt)
+                    speed: speed, version: Self.registrationVersion, startedAt: startedAt)
     }
 
     /// Refuses settings that the schedulers would refuse to read back from Redis (a latency of

@@ -78,8 +78,11 @@ public struct FailureDetector: Service {
         for entry in entries where entry.alive {
             guard let startedAt = entry.info?.startedAt, startedAt > 0, incarnations[entry.id] != startedAt else { continue }
             try await isolated(entry.id) {
+                // Nodes of version 2 on drop the messages of an earlier life (TaskMessage.nodeStartedAt).
+                let dropsOldLives = (Int(entry.info?.version ?? "") ?? 0) >= 2
                 let takenBack = try await store.takeBackAttempts(
-                    onRestartedNode: entry.id, startedBefore: Date(timeIntervalSince1970: startedAt), epoch: epoch, retry: configuration.retry)
+                    onRestartedNode: entry.id, startedBefore: Date(timeIntervalSince1970: startedAt), queuedToo: dropsOldLives, epoch: epoch,
+                    retry: configuration.retry)
                 incarnations[entry.id] = startedAt
                 guard takenBack > 0 else { return }
                 metrics.attemptsTakenBack.increment(by: Int64(takenBack))

@@ -48,14 +48,19 @@ extension TaskStore {
     /// they end as `lost` (both times are the node's own clock), and so do the queued ones placed
     /// in an earlier life (`node_started_at`, copied from its registration): the node drops their
     /// messages, so they are placed again now rather than by the queued backstop.
-    public func takeBackAttempts(onRestartedNode node: String, startedBefore restart: Date, epoch: Int, retry: RetryPolicy) async throws -> Int {
+    /// `queuedToo` is false for a node of a version that does not drop the messages of an
+    /// earlier life (registration `version` below 2): its queued attempts stay, and the broker
+    /// hands their deliveries to the new process, as before.
+    public func takeBackAttempts(onRestartedNode node: String, startedBefore restart: Date, queuedToo: Bool = true, epoch: Int,
+                                 retry: RetryPolicy) async throws -> Int {
         // Running ones started before: their process ended with the old one (or its fence).
-        // Queued ones placed in an earlier life: the node drops their messages.
+        // Queued ones placed in an earlier life: the node drops their messages. (Lives are at
+        // least 1 ms apart; half of that absorbs a rounding of the stored number.)
         try await takeBack("""
             a.node = $1 AND ((a.status = 'running' AND a.started_at < to_timestamp($2::float8))
-                OR (a.status = 'queued' AND a.node_started_at < $2::float8))
+                OR ($3::boolean AND a.status = 'queued' AND a.node_started_at < $2::float8 - 0.0005))
             """,
-                           [node, restart.timeIntervalSince1970], epoch: epoch, retry: retry,
+                           [node, restart.timeIntervalSince1970, queuedToo], epoch: epoch, retry: retry,
                            reason: "node \(node) restarted, or fenced itself and lost its heartbeat, at \(RFC3339.format(restart.timeIntervalSince1970)); what it held before was placed again")
     }
 

@@ -145,10 +145,7 @@ struct ChaosTests {
         },
         Fault(name: "2. kill -9 the RabbitMQ node leading the busiest fog-node queue (back after 5 s)") { system, _ in
             guard let (node, queue) = system.busiestQueueLeader() else { throw LabError("no fog-node queue has a leader") }
-            try TestServices.kill(node)
-            try await Task.sleep(for: .seconds(5))
-            try TestServices.start(node)
-            return "\(node) led \(queue)."
+            return try await killAndStart(node, after: .seconds(5)) + "\(node) led \(queue)."
         },
         Fault(name: "3. kill -9 the scheduler leader (restarted after 2 s)") { system, _ in
             guard let leader = await system.leader() else { throw LabError("no scheduler leads") }
@@ -158,22 +155,13 @@ struct ChaosTests {
             return "\(leader) led."
         },
         Fault(name: "4a. kill -9 Redis, restarted with its data after 3 s") { _, _ in
-            try TestServices.kill("redis")
-            try await Task.sleep(for: .seconds(3))
-            try TestServices.start("redis")
-            return ""
+            try await killAndStart("redis", after: .seconds(3))
         },
         Fault(name: "4b. kill -9 Redis, restarted empty after 3 s") { _, _ in
-            try TestServices.kill("redis")
-            try await Task.sleep(for: .seconds(3))
-            try TestServices.start("redis-empty")
-            return ""
+            try await killAndStart("redis", after: .seconds(3), as: "redis-empty")
         },
         Fault(name: "5. kill -9 PostgreSQL, restarted after 10 s") { _, _ in
-            try TestServices.kill("postgres")
-            try await Task.sleep(for: .seconds(10))
-            try TestServices.start("postgres")
-            return ""
+            try await killAndStart("postgres", after: .seconds(10))
         },
         Fault(name: "6. SIGSTOP the busiest fog node for 10 s (past its 6 s TTL), then SIGCONT") { system, _ in
             let id = await system.busiestNode()
@@ -202,6 +190,14 @@ struct ChaosTests {
                 : "rmq3 was NOT in the cluster \(seconds(rejoined)) after it was started."
         },
     ]
+
+    /// kill -9 of a test service, then `start-node` (of `start`, when given) after `hold`.
+    static func killAndStart(_ service: String, after hold: Duration, as start: String? = nil) async throws -> String {
+        try TestServices.kill(service)
+        try await Task.sleep(for: hold)
+        try TestServices.start(start ?? service)
+        return ""
+    }
 
     // MARK: The report
 
