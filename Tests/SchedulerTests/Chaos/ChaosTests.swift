@@ -214,7 +214,7 @@ struct ChaosTests {
             profile); a steady load of 20 tasks a second through both APIs (40 % mark-only programs,
             25 % short sleeps, 20 % `seq | sort | md5sum`, 10 % that fail once then succeed, 5 % that
             always fail; the four priority classes in turn; a few 10 s sleeps before the cut). Every
-            task's program appends `task attempt node` to a marks file first, so executions are counted
+            task's program appends `task attempt node time` to a marks file first, so executions are counted
             outside the store. Faults in turn; after each, once every task has ended, the database, the
             API and the marks are compared. Recovery runs from the fault until the cluster is whole
             (every process, both APIs, a leader, every heartbeat, 3 RabbitMQ nodes) and a task
