@@ -269,7 +269,9 @@ struct LabError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs `body` with a fresh lab and always shuts it down.
+/// Runs `body` with a fresh lab and always shuts it down. Its folder (the processes' logs,
+/// the attempts' directories) goes when `body` returns, and stays, named, when it throws (an
+/// `#expect` that fails does not throw: its message carries what it needs, as `lab.log` tails).
 func withLab(_ body: (SchedulerLab) async throws -> Void) async throws {
     let lab = try await SchedulerLab()
     do {
@@ -277,6 +279,8 @@ func withLab(_ body: (SchedulerLab) async throws -> Void) async throws {
         await lab.shutdown()
     } catch {
         await lab.shutdown()
+        print("the lab's logs are in \(lab.directory)")
         throw error
     }
+    try? FileManager.default.removeItem(atPath: lab.directory)
 }
