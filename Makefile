@@ -29,7 +29,7 @@ test-security: ## The attacks of THREATS.md against real processes (docs/SECURIT
 	scripts/test.sh --security
 
 .PHONY: test-chaos
-test-chaos: ## Nine faults in turn under a load of 5,400 tasks; executions counted from the tasks' own marks; table to docs/CHAOS.md (~10 min)
+test-chaos: ## Nine faults in turn under a load of 5,400 tasks; executions counted from the tasks' own marks; table to docs/CHAOS.md (about 6 min)
 	scripts/test.sh --chaos
 
 .PHONY: services-up

@@ -3,7 +3,7 @@
 # attack suites) against real RabbitMQ, Redis and PostgreSQL started by scripts/services.sh.
 # make test-security (scripts/test.sh --security) runs the attack suites alone (Security* in
 # Tests/SchedulerTests/Security); make test-chaos (--chaos) runs the chaos run, which make test
-# skips: nine faults under a load of 5,400 tasks, about 10 minutes, its table to docs/CHAOS.md.
+# skips: nine faults under a load of 5,400 tasks, about 6 minutes, its table to docs/CHAOS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

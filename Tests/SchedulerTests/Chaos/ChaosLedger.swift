@@ -1,3 +1,4 @@
+import FogCore
 import Foundation
 import PostgresClient
 
@@ -27,7 +28,6 @@ struct ChaosLedger {
     /// A task that ran more than once beyond what its retries explain, and why.
     struct DoubleExecution {
         let task: UUID
-        let attempts: [Attempt]
         let explained: Bool
         let why: String
 
@@ -98,10 +98,9 @@ struct ChaosLedger {
         }) { a, _ in a }
         let attempts = try await attempts(lab, tasks: ids)
         let marks = Dictionary(grouping: allMarks.filter { accepted[$0.task] != nil }, by: \.task)
-        let terminal: Set<String> = ["succeeded", "failed", "timed_out", "resource_exceeded", "dead", "cancelled"]
 
         for (id, task) in accepted.sorted(by: { $0.key.uuidString < $1.key.uuidString }) {
-            guard let status = statuses[id], terminal.contains(status) else {
+            guard let status = statuses[id], TaskStatus(rawValue: status)?.isTerminal == true else {
                 findings.lost.append("\(id) (\(task.shape.rawValue)): \(statuses[id] ?? "not in the database")")
                 continue
             }
@@ -152,7 +151,7 @@ struct ChaosLedger {
                 if !(nodeLost || fenced) { explained = false }
                 reasons.append("\(attempt.status) on \(attempt.node): \(attempt.reason)")
             }
-            findings.doubles.append(DoubleExecution(task: id, attempts: tried, explained: explained, why: reasons.joined(separator: "; ")))
+            findings.doubles.append(DoubleExecution(task: id, explained: explained, why: reasons.joined(separator: "; ")))
         }
 
         // The API says what the database says.

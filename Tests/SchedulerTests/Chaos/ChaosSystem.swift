@@ -5,8 +5,8 @@ import RedisClient
 import TestSupport
 
 /// The system the chaos run shoots at: two schedulers, three fog nodes (each in a cgroup of
-/// its own, so that any of them can be cut off), the test services, and the load. It restarts what a fault
-/// killed, as Swarm would, and tells when the cluster is whole again.
+/// its own, so that any of them can be cut off), the test services, and the load. It restarts
+/// what a fault killed, as Swarm would, and tells when the cluster is whole again.
 final class ChaosSystem: @unchecked Sendable {
     static let schedulers = ["chaos-s1": 18_701, "chaos-s2": 18_702]
     static let nodes = ["chaos-n1", "chaos-n2", "chaos-n3"]
@@ -157,6 +157,8 @@ final class ChaosSystem: @unchecked Sendable {
         let cutAt: Date
         let fencedAt: Date?
         let running: [(attempt: UUID, task: UUID)]
+        /// Packets the cut dropped: none means the node was never cut off.
+        let dropped: Int
     }
 
     private(set) var partition: Partition?
@@ -189,12 +191,13 @@ final class ChaosSystem: @unchecked Sendable {
         }
         let dropped = cut.dropped
         try cut.heal()
-        partition = Partition(phase: phase, node: id, cutAt: cutAt, fencedAt: fencedAt, running: running)
+        partition = Partition(phase: phase, node: id, cutAt: cutAt, fencedAt: fencedAt, running: running, dropped: dropped)
         return "\(id) cut off with \(running.count) attempts running (\(dropped) packets dropped)."
     }
 
     /// DESIGN.md §7's order: the cut node's attempts were gone before any of them was placed
-    /// elsewhere. Answers what was seen, and what broke the order.
+    /// again. Answers what was seen, and what broke the order (or shows that the cut did not
+    /// happen: no packet dropped, or none of its attempts placed again).
     func partitionOrder() async throws -> (note: String, problems: [String]) {
         guard let partition else { return ("", []) }
         guard let fenced = partition.fencedAt else { return ("", ["\(partition.node)'s attempts still ran when the cut was healed: it never fenced"]) }
@@ -209,12 +212,13 @@ final class ChaosSystem: @unchecked Sendable {
                 problems.append("task \(task) was placed again on \(next.node) \(String(format: "%.2f", fenced.timeIntervalSince1970 - next.queuedAt)) s before \(partition.node) fenced")
             }
         }
+        if partition.dropped == 0 { problems.append("the cut dropped no packet: \(partition.node) was never cut off") }
+        guard let first = placedAgain.min() else {
+            return ("", problems + ["none of \(partition.node)'s \(partition.running.count) attempts was placed again: the scheduler never saw it lost"])
+        }
         let cut = partition.cutAt.timeIntervalSince1970
-        let fencedAfter = fenced.timeIntervalSince1970 - cut
-        let note = placedAgain.isEmpty
-            ? String(format: "Fenced %.1f s after the cut; none of its attempts was placed again.", fencedAfter)
-            : String(format: "Order: its attempts' processes were gone %.1f s after the cut; the first of %d placed again elsewhere %.1f s after it.",
-                     fencedAfter, placedAgain.count, (placedAgain.min() ?? cut) - cut)
+        let note = String(format: "Order: its attempts' processes were gone %.1f s after the cut; the first of %d placed again %.1f s after it.",
+                          fenced.timeIntervalSince1970 - cut, placedAgain.count, first - cut)
         return (note, problems)
     }
 }
