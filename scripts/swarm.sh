@@ -303,8 +303,12 @@ in_service() {
   c=$(container "$1") || true
   [ -n "$c" ] || { echo "no running container of ${STACK}_$1" >&2; return 1; }
   shift
-  docker exec "${EXEC_FLAGS[@]}" "$c" "$@"
+  if [ ${#EXEC_FLAGS[@]} -gt 0 ]; then docker exec "${EXEC_FLAGS[@]}" "$c" "$@"; else bounded docker exec "$c" "$@"; fi
 }
+# A call that is not an operator's own session ends within EXEC_TIMEOUT seconds, whatever the
+# other side does: rabbitmqctl waits forever by default (list_queues on a cluster whose members
+# are coming back), and one such call once stalled test-failover until CI's time ran out.
+bounded() { timeout -k 5 "${EXEC_TIMEOUT:-60}" "$@"; }
 interactive() { if [ -t 0 ] && [ -t 1 ]; then EXEC_FLAGS=(-it); else EXEC_FLAGS=(-i); fi; }
 
 RMQ_NODE=""  # a node known to answer (health sets it), so that no call asks each node first
@@ -357,7 +361,8 @@ up() {
   local started=$SECONDS
   deploy
   say "deployed; waiting until healthy"
-  for _ in $(seq 1 180); do
+  local deadline=$((SECONDS + 360))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     if health >/dev/null 2>&1; then
       DEPLOY_TO_HEALTHY=$((SECONDS - started))
       say "healthy $DEPLOY_TO_HEALTHY s after deploy"
@@ -485,9 +490,9 @@ health() {
   leader=$(redis_ GET fog:scheduler:leader 2>/dev/null)
   ids=""
   for c in $(docker ps -q -f "label=com.docker.swarm.service.name=${STACK}_scheduler" -f status=running); do
-    id=$(docker exec "$c" printenv FOG_INSTANCE_ID 2>/dev/null)
+    id=$(bounded docker exec "$c" printenv FOG_INSTANCE_ID 2>/dev/null)
     ids="$ids $id"
-    docker exec "$c" scheduler probe http://127.0.0.1:8080/readyz >/dev/null 2>&1
+    bounded docker exec "$c" scheduler probe http://127.0.0.1:8080/readyz >/dev/null 2>&1
     line $? "scheduler $id ready$([ "$id" = "$leader" ] && echo ', the leader')"
   done
   replicas_full scheduler; line $? "schedulers: $(replicas scheduler) running"
@@ -604,7 +609,7 @@ postgres_create_db() { # creates the database if missing, then brings it to the 
   if local_target; then
     (source <(services env) && "$ROOT/.build/debug/scheduler" migrate)
   else
-    in_service scheduler scheduler migrate
+    EXEC_TIMEOUT=3600 in_service scheduler scheduler migrate # a migration of a large table takes its time
   fi
 }
 
@@ -623,8 +628,8 @@ FINAL_STATUSES="'succeeded','failed','dead','cancelled','timed_out','resource_ex
 # Submits COUNT tasks of SECONDS each through whichever scheduler answers (retrying for 60 s
 # while none does) and prints their ids, comma-separated and quoted for SQL.
 submit() {
-  local count=$1 seconds=$2 out
-  for _ in $(seq 1 60); do
+  local count=$1 seconds=$2 out deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     out=$(api submit --kind sleep --seconds "$seconds" --count "$count" --json 2>/dev/null) \
       && { jq -r '[.tasks[].id | "'"'"'\(.)'"'"'"] | join(",")' <<<"$out"; return 0; }
     sleep 1
@@ -634,8 +639,8 @@ submit() {
 
 # Waits (up to $2 s) until every task in $1 has ended; true when all of them succeeded.
 all_succeeded() {
-  local ids=$1 patience=$2 open
-  for _ in $(seq 1 "$patience"); do
+  local ids=$1 open deadline=$((SECONDS + $2))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     open=$(sql "SELECT count(*) FROM tasks WHERE id IN ($ids) AND status NOT IN ($FINAL_STATUSES)" 2>/dev/null)
     [ "$open" = 0 ] && break
     sleep 1
@@ -647,14 +652,15 @@ all_succeeded() {
 # recovery. Reports the seconds until health passes again and until both waves have ended,
 # and checks that every task of both succeeded, each exactly once.
 fault() {
-  local what=$1 t0 healthy ended before during ids bad twice
+  local what=$1 t0 healthy ended before during ids bad twice deadline
   before=$(submit 50 0.5) || { echo "✗ $what: no scheduler accepted tasks before the fault"; return 1; }
   t0=$SECONDS
   eval "$2"
   during=$(submit 50 0.2) || { echo "✗ $what: no scheduler accepted tasks for 60 s after the fault"; return 1; }
   ids="$before,$during"
   sleep 3 # the fault must be seen before health can count as restored
-  for _ in $(seq 1 240); do health >/dev/null 2>&1 && break; sleep 1; done
+  deadline=$((SECONDS + 240)) # by the clock: one health round may take long while a node comes back
+  while [ "$SECONDS" -lt "$deadline" ]; do health >/dev/null 2>&1 && break; sleep 1; done
   healthy=$((SECONDS - t0))
   all_succeeded "$ids" 240
   ended=$((SECONDS - t0))
@@ -676,7 +682,7 @@ leader_container() {
   local leader c
   leader=$(redis_ GET fog:scheduler:leader)
   for c in $(docker ps -q -f "label=com.docker.swarm.service.name=${STACK}_scheduler" -f status=running); do
-    [ "$(docker exec "$c" printenv FOG_INSTANCE_ID)" = "$leader" ] && echo "$c"
+    [ "$(bounded docker exec "$c" printenv FOG_INSTANCE_ID)" = "$leader" ] && echo "$c"
   done
 }
 
