@@ -52,7 +52,10 @@ services-env: ## Print the FOG_* variables of the local services (to source into
 services-wipe: ## Stop the local services and delete their data, logs and generated secrets
 	$(SERVICES) wipe --profile $(PROFILE)
 
-.PHONY: bench-clients
+.PHONY: bench bench-clients
+bench: install ## Speed: broker limit, 20,000 no-ops end to end, open-loop latency at 25-2,000/s, node kill, CPU and memory per process (docs/BENCHMARKS.md)
+	scripts/bench.sh
+
 bench-clients: ## Benchmark AMQPClient's confirmed publish and consume against pika, same run, same queue
 	scripts/bench-clients.sh
 

@@ -7,7 +7,79 @@ import Foundation
 @main
 struct FogBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fog-bench", abstract: "Benchmarks of FogScheduler's clients.", subcommands: [Clients.self])
+        commandName: "fog-bench", abstract: "Benchmarks of FogScheduler and its clients (make bench, make bench-clients).",
+        subcommands: [Clients.self, Raw.self, Throughput.self, Latency.self])
+
+    /// `fog-bench raw`: the broker's own limit for the work a task makes there: persistent
+    /// messages published with confirms to a quorum queue while a consumer takes and acks them,
+    /// both at once. `make bench` sets the end-to-end rate against it.
+    struct Raw: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Confirmed persistent publishes and consume-with-ack at once, on one quorum queue: messages a second.")
+
+        @Option(help: "Broker URLs, comma-separated (default: $FOG_BROKER_URL).")
+        var brokerURL: String?
+        @Option(help: "Queue to use; it is declared as a quorum queue, purged first and deleted after.")
+        var queue = "fog.bench.raw"
+        @Option(help: "How many messages.")
+        var messages = 20_000
+        @Option(help: "Message body size in bytes (a task message is about 400).")
+        var size = 400
+        @Option(help: "Publishes in flight (unconfirmed) at most.")
+        var window = 1_000
+        @Option(help: "Consumer prefetch; acks go every 50 deliveries, with multiple.")
+        var prefetch: UInt16 = 1_000
+
+        func run() async throws {
+            guard let urls = brokerURL ?? ProcessInfo.processInfo.environment["FOG_BROKER_URL"] else {
+                throw ValidationError("give --broker-url or set FOG_BROKER_URL")
+            }
+            guard (1...10_000_000).contains(messages), (1...100_000).contains(window), (0...1_000_000).contains(size) else {
+                throw ValidationError("--messages 1-10000000, --window 1-100000, --size 0-1000000")
+            }
+            let configuration = try AMQPConfiguration(urls: urls, connectionName: "bench-raw-publisher")
+            let publisher = try await AMQPConnection.connect(configuration)
+            var consumerConfiguration = configuration
+            consumerConfiguration.connectionName = "bench-raw-consumer"
+            let consumerConnection = try await AMQPConnection.connect(consumerConfiguration)
+            defer { publisher.close(); consumerConnection.close() }
+            try await publisher.declareQueue(queue, arguments: .quorumQueue())
+            _ = try await publisher.purgeQueue(queue)
+            let consumer = try await consumerConnection.consume(queue: queue, prefetch: prefetch)
+            let body = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+            let count = messages, name = queue
+            let start = ContinuousClock.now
+            let chunk = min(100, window)
+            let lanes = max(1, window / chunk)
+            async let published: Void = withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<lanes {
+                    group.addTask {
+                        var first = lane * chunk
+                        while first < count {
+                            let batch = (0..<min(chunk, count - first)).map { _ in OutgoingMessage(exchange: "", routingKey: name, body: body) }
+                            for result in await publisher.publish(batch) {
+                                guard case .success(.ack) = result else { throw ValidationError("publish not acked: \(result)") }
+                            }
+                            first += lanes * chunk
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            var received = 0
+            for try await delivery in consumer {
+                received += 1
+                if received % 50 == 0 || received == count { try await consumerConnection.ack(delivery, multiple: true) }
+                if received == count { break }
+            }
+            try await published
+            let seconds = (ContinuousClock.now - start).seconds
+            await consumer.cancel()
+            _ = try? await publisher.deleteQueue(queue)
+            try printJSON(["bench": "raw", "messages": count, "size": size, "window": window, "prefetch": Int(prefetch),
+                           "seconds": (seconds * 1000).rounded() / 1000, "per_s": (Double(count) / seconds).rounded()])
+        }
+    }
 
     struct Clients: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -81,8 +153,7 @@ struct FogBench: AsyncParsableCommand {
                 "publish_per_s": (Double(messages) / publishSeconds).rounded(),
                 "consume_per_s": (Double(received) / consumeSeconds).rounded(),
             ]
-            let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-            print(String(decoding: json, as: UTF8.self))
+            try printJSON(result)
         }
     }
 }
