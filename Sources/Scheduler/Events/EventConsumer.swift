@@ -256,14 +256,22 @@ extension TaskEvent {
 /// Deliveries waiting to be applied: the pump puts, the writer takes all there is.
 final class Inbox: Sendable {
     private let state = Mutex<(items: [AMQPDelivery], closed: Bool)>(([], false))
+    private let bell = Doorbell()
 
-    func put(_ delivery: AMQPDelivery) { state.withLock { $0.items.append(delivery) } }
+    func put(_ delivery: AMQPDelivery) {
+        state.withLock { $0.items.append(delivery) }
+        bell.ring()
+    }
 
-    func close() { state.withLock { $0.closed = true } }
+    func close() {
+        state.withLock { $0.closed = true }
+        bell.ring()
+    }
 
     var isClosed: Bool { state.withLock { $0.closed } }
 
-    /// Waits until something is there (checking every 10 ms); empty once closed and drained.
+    /// Waits until something is there (woken by `put`: it polled every 10 ms before, 5 ms of
+    /// every outcome's latency on average); empty once closed and drained.
     func take(upTo limit: Int) async -> [AMQPDelivery] {
         while true {
             let (batch, closed) = state.withLock { state -> ([AMQPDelivery], Bool) in
@@ -272,7 +280,7 @@ final class Inbox: Sendable {
                 return (batch, state.closed)
             }
             if !batch.isEmpty || closed || Task.isCancelled { return batch }
-            try? await Task.sleep(for: .milliseconds(10))
+            await bell.wait()
         }
     }
 }
