@@ -106,6 +106,28 @@ struct PostgresIntegrationTests {
         try await db.query("DROP TABLE \(table)")
     }
 
+    @Test func statementsWithParametersArePreparedOncePerSession() async throws {
+        let db = try await connect()
+        defer { db.close() }
+        try await makeTable(db)
+        for id in 0..<5 {
+            try await db.query("INSERT INTO \(table) (id, name) VALUES ($1, $2)", [id, "n\(id)"])
+        }
+        let select = "SELECT \(table).* FROM \(table) WHERE id = $1"
+        #expect(try await db.query(select, [3]).rows.first?.decode("name", as: String.self) == "n3")
+        // Two statements with parameters, each prepared once (this query has none: not cached).
+        let prepared = try await db.query("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'fog_cached_%'").scalar(Int.self)
+        #expect(prepared == 2)
+        // A table that changes under a cached statement ("cached plan must not change result
+        // type") costs one unprepared run, not an error.
+        try await db.query("ALTER TABLE \(table) ADD COLUMN extra integer")
+        let row = try #require(try await db.query(select, [3]).rows.first)
+        #expect(try row.decode("name", as: String.self) == "n3")
+        #expect(row.columns.names.contains("extra"))
+        #expect(try await db.query(select, [4]).rows.count == 1)
+        try await db.query("DROP TABLE \(table)")
+    }
+
     @Test func thePoolLendsAtMostItsSizeAtOnce() async throws {
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: TestServices.databaseURL), maximumConnections: 2)
         let backends = try await withThrowingTaskGroup(of: Int.self) { group in
