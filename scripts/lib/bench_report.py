@@ -8,7 +8,9 @@ import json
 import math
 import sys
 
-SATURATED_LAG_MS = 10  # a client lagging more than this behind its schedule could not offer the rate
+# A rate counts as saturated when the system took less than 95% of it (the client's lanes were
+# all waiting on answers, so it fell behind its schedule), or when submits failed.
+SATURATED_SHARE = 0.95
 
 
 def load(path):
@@ -31,7 +33,7 @@ def figures(by):
         {k: row.get(k) for k in ("task", "rate", "offered", "accepted", "errors", "not_succeeded", "achieved_rate",
                                   "p50_ms", "p95_ms", "p99_ms", "max_ms", "lag_p99_ms", "lag_max_ms",
                                   "stages_p50_ms", "stages_p99_ms", "first_error")}
-        | {"saturated": (row.get("lag_p99_ms") or 0) > SATURATED_LAG_MS or row.get("errors", 0) > 0}
+        | {"saturated": (row.get("achieved_rate") or 0) < SATURATED_SHARE * row["rate"] or row.get("errors", 0) > 0}
         for row in by.get("latency", [])
     ]
     kill = by.get("kill", [{}])[0]
