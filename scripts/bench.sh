@@ -20,6 +20,7 @@
 #       the peak RSS of the scheduler (after at least 100,000 tasks) and of each fog node, and
 #       PostgreSQL's deadlocks and serialization failures over the whole run
 #
+# BENCH_TOP_UP_TO (100000) sets how many tasks the database holds when the peak RSS is read.
 # Prints one table, writes the figures to BENCH_JSON (docs/bench.json) and a chart of latency
 # against offered rate to BENCH_SVG (docs/bench.svg). The bench empties the bench profile's
 # task tables first. A benchmark, not a test: nothing here fails on a figure.
@@ -130,19 +131,10 @@ kill_node() {
 
 main() {
   command -v swift >/dev/null || die "swift is not on PATH"
-  mkdir -p "$STATE" && chmod 700 "$STATE"
-  if ! "$ROOT/scripts/services.sh" status --profile bench >/dev/null 2>&1; then
-    STARTED_SERVICES=1
-    "$ROOT/scripts/services.sh" up --profile bench >&2
-  fi
+  start_bench_services
   say "release build"
   (cd "$ROOT" && for p in scheduler fog-node fog-bench; do swift build -c release --product "$p" 2>&1 | tail -1; done) >&2
-  eval "$("$ROOT/scripts/services.sh" env --profile bench)"
-  export FOG_BROKER_URL=$FOG_BENCH_BROKER_URL FOG_REDIS_URL=$FOG_BENCH_REDIS_URL FOG_DATABASE_URL=$FOG_BENCH_DATABASE_URL
-  [ -s "$STATE/token" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$STATE/token"
-  export FOG_API_TOKENS FOG_API_URL="http://127.0.0.1:$PORT" FOG_API_TOKEN
-  FOG_API_TOKENS=$(cat "$STATE/token")
-  FOG_API_TOKEN=$FOG_API_TOKENS
+  use_bench_services
   "$BIN/scheduler" migrate >&2
   psql "$FOG_DATABASE_URL" -q -c "TRUNCATE tasks CASCADE" >&2
   local out=$STATE/results.jsonl deadlocks0 serial0 rate task cpu0 cpu1 seconds
@@ -173,9 +165,9 @@ main() {
   kill_node | tee -a "$out" >&2
   local total left
   total=$(psql "$FOG_DATABASE_URL" -At -c "SELECT count(*) FROM tasks")
-  left=$((100000 - total))
+  left=$((${BENCH_TOP_UP_TO:-100000} - total))
   if [ "$left" -gt 0 ]; then
-    say "(f) $left more no-ops, so that the scheduler's peak memory is read after 100,000 tasks"
+    say "(f) $left more no-ops, so that the scheduler's peak memory is read after ${BENCH_TOP_UP_TO:-100000} tasks"
     bench throughput --count "$left" | sed 's/"bench": *"throughput"/"bench": "top-up"/; s/"bench":"throughput"/"bench":"top-up"/' | tee -a "$out" >&2
   fi
   total=$(psql "$FOG_DATABASE_URL" -At -c "SELECT count(*) FROM tasks")

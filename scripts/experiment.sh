@@ -118,18 +118,9 @@ SQL
 
 main() {
   command -v swift >/dev/null || die "swift is not on PATH"
-  mkdir -p "$STATE" && chmod 700 "$STATE"
-  if ! "$ROOT/scripts/services.sh" status --profile bench >/dev/null 2>&1; then
-    STARTED_SERVICES=1
-    "$ROOT/scripts/services.sh" up --profile bench >&2
-  fi
+  start_bench_services
   (cd "$ROOT" && swift build 2>&1 | tail -1) >&2
-  eval "$("$ROOT/scripts/services.sh" env --profile bench)"
-  export FOG_BROKER_URL=$FOG_BENCH_BROKER_URL FOG_REDIS_URL=$FOG_BENCH_REDIS_URL FOG_DATABASE_URL=$FOG_BENCH_DATABASE_URL
-  [ -s "$STATE/token" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$STATE/token"
-  export FOG_API_TOKENS FOG_API_URL="http://127.0.0.1:$PORT" FOG_API_TOKEN
-  FOG_API_TOKENS=$(cat "$STATE/token")
-  FOG_API_TOKEN=$FOG_API_TOKENS
+  use_bench_services
   "$BIN/scheduler" migrate >&2
   RUN=$(date +%s)   # task names carry the run, so earlier runs' tasks are left out
   start_nodes

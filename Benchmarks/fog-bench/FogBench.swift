@@ -37,45 +37,22 @@ struct FogBench: AsyncParsableCommand {
             guard (1...10_000_000).contains(messages), (1...100_000).contains(window), (0...1_000_000).contains(size) else {
                 throw ValidationError("--messages 1-10000000, --window 1-100000, --size 0-1000000")
             }
-            let configuration = try AMQPConfiguration(urls: urls, connectionName: "bench-raw-publisher")
-            let publisher = try await AMQPConnection.connect(configuration)
-            var consumerConfiguration = configuration
-            consumerConfiguration.connectionName = "bench-raw-consumer"
-            let consumerConnection = try await AMQPConnection.connect(consumerConfiguration)
-            defer { publisher.close(); consumerConnection.close() }
-            try await publisher.declareQueue(queue, arguments: .quorumQueue())
-            _ = try await publisher.purgeQueue(queue)
-            let consumer = try await consumerConnection.consume(queue: queue, prefetch: prefetch)
-            let body = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-            let count = messages, name = queue
+            let pair = try await BrokerPair.connect(urls: urls, name: "bench-raw", queue: queue)
+            defer { pair.close() }
+            let consumer = try await pair.consumer.consume(queue: queue, prefetch: prefetch)
+            let count = messages
             let start = ContinuousClock.now
-            let chunk = min(100, window)
-            let lanes = max(1, window / chunk)
-            async let published: Void = withThrowingTaskGroup(of: Void.self) { group in
-                for lane in 0..<lanes {
-                    group.addTask {
-                        var first = lane * chunk
-                        while first < count {
-                            let batch = (0..<min(chunk, count - first)).map { _ in OutgoingMessage(exchange: "", routingKey: name, body: body) }
-                            for result in await publisher.publish(batch) {
-                                guard case .success(.ack) = result else { throw ValidationError("publish not acked: \(result)") }
-                            }
-                            first += lanes * chunk
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
+            async let published: Void = pair.publishAll(count: count, size: size, window: window)
             var received = 0
             for try await delivery in consumer {
                 received += 1
-                if received % 50 == 0 || received == count { try await consumerConnection.ack(delivery, multiple: true) }
+                if received % 50 == 0 || received == count { try await pair.consumer.ack(delivery, multiple: true) }
                 if received == count { break }
             }
             try await published
             let seconds = (ContinuousClock.now - start).seconds
             await consumer.cancel()
-            _ = try? await publisher.deleteQueue(queue)
+            _ = try? await pair.publisher.deleteQueue(queue)
             try printJSON(["bench": "raw", "messages": count, "size": size, "window": window, "prefetch": Int(prefetch),
                            "seconds": (seconds * 1000).rounded() / 1000, "per_s": (Double(count) / seconds).rounded()])
         }
@@ -103,45 +80,17 @@ struct FogBench: AsyncParsableCommand {
                 throw ValidationError("give --broker-url or set FOG_BROKER_URL")
             }
             guard messages > 0, window > 0, size >= 0 else { throw ValidationError("messages and window must be > 0") }
-            let configuration = try AMQPConfiguration(urls: urls, connectionName: "bench-publisher")
-            let publisher = try await AMQPConnection.connect(configuration)
-            var consumerConfiguration = configuration
-            consumerConfiguration.connectionName = "bench-consumer"
-            let consumerConnection = try await AMQPConnection.connect(consumerConfiguration)
-            defer { publisher.close(); consumerConnection.close() }
-
-            try await publisher.declareQueue(queue, arguments: .quorumQueue())
-            try await publisher.purgeQueue(queue)
-            let body = [UInt8](repeating: UInt8(ascii: "x"), count: size)
-
-            // A sliding window, as pika's: chunks of 100 in flight on `window / 100` tasks, each
-            // sending its next chunk as soon as the previous one is confirmed.
-            let chunk = min(100, window)
-            let lanes = max(1, window / chunk)
+            let pair = try await BrokerPair.connect(urls: urls, name: "bench", queue: queue)
+            defer { pair.close() }
             let publishStart = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for lane in 0..<lanes {
-                    group.addTask {
-                        var start = lane * chunk
-                        while start < messages {
-                            let count = min(chunk, messages - start)
-                            let batch = (0..<count).map { _ in OutgoingMessage(exchange: "", routingKey: queue, body: body) }
-                            for result in await publisher.publish(batch) {
-                                guard case .success(.ack) = result else { throw ValidationError("publish not acked: \(result)") }
-                            }
-                            start += lanes * chunk
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
+            try await pair.publishAll(count: messages, size: size, window: window)
             let publishSeconds = (ContinuousClock.now - publishStart).seconds
 
             let consumeStart = ContinuousClock.now
             var received = 0
-            let consumer = try await consumerConnection.consume(queue: queue, prefetch: prefetch)
+            let consumer = try await pair.consumer.consume(queue: queue, prefetch: prefetch)
             for try await delivery in consumer {
-                try await consumerConnection.ack(delivery)
+                try await pair.consumer.ack(delivery)
                 received += 1
                 if received == messages { break }
             }
@@ -154,6 +103,61 @@ struct FogBench: AsyncParsableCommand {
                 "consume_per_s": (Double(received) / consumeSeconds).rounded(),
             ]
             try printJSON(result)
+        }
+    }
+}
+
+/// A publisher and a consumer connection to one quorum queue, declared and purged.
+struct BrokerPair {
+    let publisher: AMQPConnection
+    let consumer: AMQPConnection
+    let queue: String
+
+    static func connect(urls: String, name: String, queue: String) async throws -> BrokerPair {
+        let configuration = try AMQPConfiguration(urls: urls, connectionName: "\(name)-publisher")
+        let publisher = try await AMQPConnection.connect(configuration)
+        var consumerConfiguration = configuration
+        consumerConfiguration.connectionName = "\(name)-consumer"
+        let consumer: AMQPConnection
+        do { consumer = try await AMQPConnection.connect(consumerConfiguration) } catch { publisher.close(); throw error }
+        let pair = BrokerPair(publisher: publisher, consumer: consumer, queue: queue)
+        do {
+            try await publisher.declareQueue(queue, arguments: .quorumQueue())
+            _ = try await publisher.purgeQueue(queue)
+        } catch {
+            pair.close()
+            throw error
+        }
+        return pair
+    }
+
+    func close() {
+        publisher.close()
+        consumer.close()
+    }
+
+    /// Publishes `count` persistent messages of `size` bytes with confirms through a sliding
+    /// window, as pika's: chunks of 100 in flight on `window / 100` tasks, each sending its next
+    /// chunk as soon as the previous one is confirmed.
+    func publishAll(count: Int, size: Int, window: Int) async throws {
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+        let chunk = min(100, window)
+        let lanes = max(1, window / chunk)
+        let publisher = self.publisher, queue = self.queue
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    var first = lane * chunk
+                    while first < count {
+                        let batch = (0..<min(chunk, count - first)).map { _ in OutgoingMessage(exchange: "", routingKey: queue, body: body) }
+                        for result in await publisher.publish(batch) {
+                            guard case .success(.ack) = result else { throw ValidationError("publish not acked: \(result)") }
+                        }
+                        first += lanes * chunk
+                    }
+                }
+            }
+            try await group.waitForAll()
         }
     }
 }

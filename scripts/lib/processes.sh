@@ -1,4 +1,4 @@
-# Shared by the scripts that run the system as plain processes (demo.sh, experiment.sh):
+# Shared by the scripts that run the system as plain processes (demo.sh, experiment.sh, bench.sh):
 # starting and stopping them by recorded PID, never by name. Source it; set SCRIPT_NAME first.
 
 say() { printf '\033[1m%s\033[0m\n' "$*" >&2; }
@@ -18,4 +18,25 @@ stop_pidfile() {
     pid_alive "$pid" && kill -KILL "$pid"
   fi
   rm -f "$file"
+}
+
+# For the scripts that run against the bench profile (bench.sh, experiment.sh): STATE (their
+# folder), ROOT and PORT (their scheduler's) set first. Starts the bench services unless they
+# run (STARTED_SERVICES=1 then, for the caller's cleanup to stop them).
+start_bench_services() {
+  mkdir -p "$STATE" && chmod 700 "$STATE"
+  if ! "$ROOT/scripts/services.sh" status --profile bench >/dev/null 2>&1; then
+    STARTED_SERVICES=1
+    "$ROOT/scripts/services.sh" up --profile bench >&2
+  fi
+}
+
+# The scheduler's FOG_* variables for the bench services, and an API token of the caller's own.
+use_bench_services() {
+  eval "$("$ROOT/scripts/services.sh" env --profile bench)"
+  export FOG_BROKER_URL=$FOG_BENCH_BROKER_URL FOG_REDIS_URL=$FOG_BENCH_REDIS_URL FOG_DATABASE_URL=$FOG_BENCH_DATABASE_URL
+  [ -s "$STATE/token" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$STATE/token"
+  export FOG_API_TOKENS FOG_API_URL="http://127.0.0.1:$PORT" FOG_API_TOKEN
+  FOG_API_TOKENS=$(cat "$STATE/token")
+  FOG_API_TOKEN=$FOG_API_TOKENS
 }
