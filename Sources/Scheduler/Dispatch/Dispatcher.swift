@@ -49,39 +49,39 @@ public struct Dispatcher: Service {
         var failure: String?
         let publishing = Publishing(limit: publishesInFlight)
         await withDiscardingTaskGroup { group in
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            guard let epoch = leadership.epoch else {
-                sweptEpoch = nil
-                await context.nudge.wait(upTo: configuration.leaderTick)
-                continue
-            }
-            do {
-                if sweptEpoch != epoch || ContinuousClock.now - lastSweep >= configuration.republishAfter {
-                    // A new leader republishes everything its predecessor left unconfirmed.
-                    try await republish(olderThan: sweptEpoch != epoch ? .zero : configuration.republishAfter)
-                    sweptEpoch = epoch
-                    lastSweep = .now
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                guard let epoch = leadership.epoch else {
+                    sweptEpoch = nil
+                    await context.nudge.wait(upTo: configuration.leaderTick)
+                    continue
                 }
-                await publishing.waitForRoom()
-                let placed = try await round(epoch: epoch, placement: &placement) { attempts, started in
-                    publishing.begin()
-                    group.addTask {
-                        await publishAndRecord(attempts, started: started)
-                        publishing.end()
+                do {
+                    if sweptEpoch != epoch || ContinuousClock.now - lastSweep >= configuration.republishAfter {
+                        // A new leader republishes everything its predecessor left unconfirmed.
+                        try await republish(olderThan: sweptEpoch != epoch ? .zero : configuration.republishAfter)
+                        sweptEpoch = epoch
+                        lastSweep = .now
                     }
+                    await publishing.waitForRoom()
+                    let placed = try await round(epoch: epoch, placement: &placement) { attempts, started in
+                        publishing.begin()
+                        group.addTask {
+                            await publishAndRecord(attempts, started: started)
+                            publishing.end()
+                        }
+                    }
+                    if let failure { logger.info("dispatching again after: \(failure)") }
+                    failure = nil
+                    if placed < configuration.dispatchBatch { await context.nudge.wait(upTo: configuration.dispatchInterval) }
+                } catch let stale as StaleLeader {
+                    leadership.resign(stale, logger: logger)
+                } catch {
+                    let text = "\(error)"
+                    if failure != text { logger.error("dispatch paused: \(text)") }
+                    failure = text
+                    try? await Task.sleep(for: .seconds(1))
                 }
-                if let failure { logger.info("dispatching again after: \(failure)") }
-                failure = nil
-                if placed < configuration.dispatchBatch { await context.nudge.wait(upTo: configuration.dispatchInterval) }
-            } catch let stale as StaleLeader {
-                leadership.resign(stale, logger: logger)
-            } catch {
-                let text = "\(error)"
-                if failure != text { logger.error("dispatch paused: \(text)") }
-                failure = text
-                try? await Task.sleep(for: .seconds(1))
             }
-        }
         }
     }
 
