@@ -115,6 +115,7 @@ let package = Package(
             name: "fog-bench",
             dependencies: [
                 "AMQPClient",
+                "ClientSupport",
                 "PostgresClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

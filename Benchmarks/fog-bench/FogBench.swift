@@ -31,13 +31,10 @@ struct FogBench: AsyncParsableCommand {
         var prefetch: UInt16 = 1_000
 
         func run() async throws {
-            guard let urls = brokerURL ?? ProcessInfo.processInfo.environment["FOG_BROKER_URL"] else {
-                throw ValidationError("give --broker-url or set FOG_BROKER_URL")
-            }
             guard (1...10_000_000).contains(messages), (1...100_000).contains(window), (0...1_000_000).contains(size) else {
                 throw ValidationError("--messages 1-10000000, --window 1-100000, --size 0-1000000")
             }
-            let pair = try await BrokerPair.connect(urls: urls, name: "bench-raw", queue: queue)
+            let pair = try await BrokerPair.connect(urls: brokerURL, name: "bench-raw", queue: queue)
             defer { pair.close() }
             let consumer = try await pair.consumer.consume(queue: queue, prefetch: prefetch)
             let count = messages
@@ -76,11 +73,8 @@ struct FogBench: AsyncParsableCommand {
         var prefetch: UInt16 = 500
 
         func run() async throws {
-            guard let urls = brokerURL ?? ProcessInfo.processInfo.environment["FOG_BROKER_URL"] else {
-                throw ValidationError("give --broker-url or set FOG_BROKER_URL")
-            }
             guard messages > 0, window > 0, size >= 0 else { throw ValidationError("messages and window must be > 0") }
-            let pair = try await BrokerPair.connect(urls: urls, name: "bench", queue: queue)
+            let pair = try await BrokerPair.connect(urls: brokerURL, name: "bench", queue: queue)
             defer { pair.close() }
             let publishStart = ContinuousClock.now
             try await pair.publishAll(count: messages, size: size, window: window)
@@ -113,7 +107,11 @@ struct BrokerPair {
     let consumer: AMQPConnection
     let queue: String
 
-    static func connect(urls: String, name: String, queue: String) async throws -> BrokerPair {
+    /// `urls`: the --broker-url option, or else $FOG_BROKER_URL.
+    static func connect(urls option: String?, name: String, queue: String) async throws -> BrokerPair {
+        guard let urls = option ?? ProcessInfo.processInfo.environment["FOG_BROKER_URL"] else {
+            throw ValidationError("give --broker-url or set FOG_BROKER_URL")
+        }
         let configuration = try AMQPConfiguration(urls: urls, connectionName: "\(name)-publisher")
         let publisher = try await AMQPConnection.connect(configuration)
         var consumerConfiguration = configuration

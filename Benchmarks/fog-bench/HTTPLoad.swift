@@ -1,3 +1,4 @@
+import ClientSupport
 import Foundation
 import Synchronization
 
@@ -159,6 +160,14 @@ final class LaneRunner<Job: Sendable>: @unchecked Sendable {
         for _ in 0..<lanes { available.signal() }
         group.wait()
     }
+}
+
+/// Runs the blocking part of a load (the pacing sleeps, the wait for the lanes) on a thread of
+/// its own, so that it holds no thread of Swift's cooperative pool.
+func offThePool(_ body: @escaping @Sendable () -> Void) async throws {
+    let worker = BlockingWorker(name: "fog-bench-pacer")
+    defer { worker.shutdown() }
+    try await worker.run(body)
 }
 
 /// Wall-clock seconds: the database stamps outcomes with the same clock.

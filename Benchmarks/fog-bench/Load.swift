@@ -16,9 +16,12 @@ struct Target: ParsableArguments {
     @Option(help: "Seconds to wait for every task to end after the last submit.")
     var patience = 300.0
 
-    func value(_ option: String?, _ variable: String) throws -> String {
+    var api: String { get throws { try setting(apiURL, flag: "api-url", variable: "FOG_API_URL") } }
+    var database: String { get throws { try setting(databaseURL, flag: "database-url", variable: "FOG_DATABASE_URL") } }
+
+    private func setting(_ option: String?, flag: String, variable: String) throws -> String {
         guard let value = option ?? ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
-            throw ValidationError("give --\(variable.dropFirst(4).lowercased().replacingOccurrences(of: "_", with: "-")) or set \(variable)")
+            throw ValidationError("give --\(flag) or set \(variable)")
         }
         return value
     }
@@ -36,7 +39,18 @@ struct Target: ParsableArguments {
     }
 
     func headers() throws -> [(String, String)] {
-        [("Authorization", "Bearer \(try value(token, "FOG_API_TOKEN"))"), ("Content-Type", "application/json")]
+        [("Authorization", "Bearer \(try setting(token, flag: "token", variable: "FOG_API_TOKEN"))"), ("Content-Type", "application/json")]
+    }
+
+    /// POSTs one task or a batch to /v1/tasks: the ids stored (lowercased), or why none were.
+    static func submit(_ body: [UInt8], on connection: HTTPConnection, headers: [(String, String)]) -> (ids: [String], error: String?) {
+        do {
+            let (status, answer) = try connection.request("POST", "/v1/tasks", headers: headers, body: body)
+            guard status == 201 else { return ([], "HTTP \(status): \(String(decoding: answer.prefix(200), as: UTF8.self))") }
+            return (ids(in: answer).map { $0.lowercased() }, nil)
+        } catch {
+            return ([], "\(error)")
+        }
     }
 
     /// The ids of the tasks a 201 answer stored.
@@ -132,40 +146,34 @@ struct Latency: AsyncParsableCommand {
         guard rate > 0, rate <= 100_000, seconds > 0, seconds <= 3_600, (1...1_024).contains(lanes) else {
             throw ValidationError("--rate 0-100000, --seconds 0-3600, --lanes 1-1024")
         }
-        let url = try target.value(target.apiURL, "FOG_API_URL")
         let headers = try target.headers()
         let body = Array(try target.taskJSON.utf8)
         let results = Mutex<[Sent]>([])
-        let runner = try LaneRunner<Double>(lanes: lanes, url: url) { connection, scheduled in
+        let runner = try LaneRunner<Double>(lanes: lanes, url: try target.api) { connection, scheduled in
             let sent = wallClock()
-            var id: String?
-            var error: String?
-            do {
-                let (status, answer) = try connection.request("POST", "/v1/tasks", headers: headers, body: body)
-                if status == 201 { id = Target.ids(in: answer).first } else { error = "HTTP \(status): \(String(decoding: answer.prefix(200), as: UTF8.self))" }
-            } catch let failure {
-                error = "\(failure)"
-            }
+            let (ids, error) = Target.submit(body, on: connection, headers: headers)
             let answered = wallClock()
-            results.withLock { $0.append(Sent(scheduled: scheduled, sent: sent, answered: answered, id: id, error: error)) }
+            results.withLock { $0.append(Sent(scheduled: scheduled, sent: sent, answered: answered, id: ids.first, error: error)) }
         }
         let count = max(1, Int((rate * seconds).rounded()))
         let start = wallClock() + 0.2
-        for index in 0..<count {
-            let scheduled = start + Double(index) / rate
-            sleep(until: scheduled)
-            runner.offer(scheduled)
+        let rate = self.rate
+        try await offThePool {
+            for index in 0..<count {
+                let scheduled = start + Double(index) / rate
+                sleep(until: scheduled)
+                runner.offer(scheduled)
+            }
+            runner.finish()
         }
-        runner.finish()
         let sent = results.withLock { $0 }
-        let ids = sent.compactMap { $0.id?.lowercased() }
-        let stored = try await outcomes(of: ids, databaseURL: try target.value(target.databaseURL, "FOG_DATABASE_URL"),
-                                        patience: target.patience)
+        let ids = sent.compactMap(\.id)
+        let stored = try await outcomes(of: ids, databaseURL: try target.database, patience: target.patience)
         var latency: [Double] = []
         var stages: [String: [Double]] = [:]
         var failed = 0
         for row in sent {
-            guard let id = row.id?.lowercased(), let outcome = stored[id] else { continue }
+            guard let id = row.id, let outcome = stored[id] else { continue }
             if outcome.status != "succeeded" { failed += 1 }
             latency.append(outcome.recorded - row.sent)
             stages["answered", default: []].append(row.answered - row.sent)
@@ -211,24 +219,15 @@ struct Throughput: AsyncParsableCommand {
         guard (1...10_000_000).contains(count), (1...1_000).contains(batch), (1...64).contains(lanes) else {
             throw ValidationError("--count 1-10000000, --batch 1-1000, --lanes 1-64")
         }
-        let url = try target.value(target.apiURL, "FOG_API_URL")
         let headers = try target.headers()
         let one = try target.taskJSON
         let ids = Mutex<[String]>([])
         let errors = Mutex<[String]>([])
-        let runner = try LaneRunner<Int>(lanes: lanes, url: url) { connection, size in
+        let runner = try LaneRunner<Int>(lanes: lanes, url: try target.api) { connection, size in
             let body = Array(("{\"tasks\":[" + Array(repeating: one, count: size).joined(separator: ",") + "]}").utf8)
-            do {
-                let (status, answer) = try connection.request("POST", "/v1/tasks", headers: headers, body: body)
-                if status == 201 {
-                    let stored = Target.ids(in: answer)
-                    ids.withLock { $0.append(contentsOf: stored.map { $0.lowercased() }) }
-                } else {
-                    errors.withLock { $0.append("HTTP \(status): \(String(decoding: answer.prefix(200), as: UTF8.self))") }
-                }
-            } catch {
-                errors.withLock { $0.append("\(error)") }
-            }
+            let (stored, error) = Target.submit(body, on: connection, headers: headers)
+            ids.withLock { $0.append(contentsOf: stored) }
+            if let error { errors.withLock { $0.append(error) } }
         }
         let started = wallClock()
         var left = count
@@ -236,11 +235,10 @@ struct Throughput: AsyncParsableCommand {
             runner.offer(min(batch, left))
             left -= min(batch, left)
         }
-        runner.finish()
+        try await offThePool { runner.finish() }
         let submitted = wallClock()
         let accepted = ids.withLock { $0 }
-        let stored = try await outcomes(of: accepted, databaseURL: try target.value(target.databaseURL, "FOG_DATABASE_URL"),
-                                        patience: target.patience)
+        let stored = try await outcomes(of: accepted, databaseURL: try target.database, patience: target.patience)
         let last = stored.values.map(\.recorded).max() ?? submitted
         let failures = errors.withLock { $0 }
         var result: [String: Any] = [

@@ -146,7 +146,8 @@ final class Publishing: Sendable {
     }
 
     func waitForRoom() async {
-        while count.withLock({ $0 >= limit }) && !Task.isCancelled { await bell.wait(upTo: .seconds(1)) }
+        // A ring from `end` is kept if it comes before the wait: no room is missed.
+        while count.withLock({ $0 >= limit }) && !Task.isCancelled { await bell.wait() }
     }
 }
 
