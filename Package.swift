@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "FogSimulatorTests", dependencies: ["FogSimulator", "FogCore"]),
         .testTarget(
             name: "ClusterCtlTests",
-            dependencies: ["ClusterCtl", "TestSupport", "AMQPClient", "FogCore", "RedisClient", "ServiceSupport"]),
+            dependencies: ["ClusterCtl", "ClientSupport", "TestSupport", "AMQPClient", "FogCore", "RedisClient", "ServiceSupport"]),
         .testTarget(
             name: "SchedulerTests",
             dependencies: [

@@ -8,7 +8,8 @@ import Synchronization
 /// `clusterctl run`: keeps one RabbitMQ node in the cluster through Redis.
 ///
 /// Two loops run side by side. The election loop (every tick, Redis only) claims, renews or
-/// gives up the master key. The membership loop (every heartbeat, one `rabbitmqctl` call)
+/// gives up the master key. The membership loop (every heartbeat: one `rabbitmqctl
+/// cluster_status`, or, for a settled member between full looks, a probe of its AMQP listener)
 /// heartbeats, registers the node once it is a member, joins it to the master's cluster when it
 /// is not (one node at a time, under a lock), and, on the master, prunes members whose
 /// heartbeat expired. They are apart so that slow CLI calls never delay a lease renewal.
@@ -19,6 +20,8 @@ public struct ClusterAgent: Sendable {
     let redis: RedisConnection
     let logger: Logger
     private let shared: Shared
+    /// Where the listener probe blocks (a connect and a read, each bounded by its timeout).
+    private let probeWorker: BlockingWorker?
 
     /// What the two loops share: the lease, and the last view of the local node.
     final class Shared: Sendable {
@@ -26,6 +29,8 @@ public struct ClusterAgent: Sendable {
         let localStatus = Mutex<RabbitClusterStatus?>(nil)
         /// When the master last looked for quorum queues short of members.
         let lastReplicationCheck = Mutex<ContinuousClock.Instant?>(nil)
+        /// When `cluster_status` last showed the local node running.
+        let lastFullLook = Mutex<ContinuousClock.Instant?>(nil)
 
         init(leaseTTL: Duration) { lease = Mutex(MasterLease(ttl: leaseTTL)) }
     }
@@ -36,6 +41,7 @@ public struct ClusterAgent: Sendable {
         self.redis = redis
         self.logger = logger
         self.shared = Shared(leaseTTL: configuration.masterLease)
+        self.probeWorker = configuration.listener.map { BlockingWorker(name: "clusterctl probe \($0)") }
     }
 
     var node: String { configuration.node }
@@ -105,9 +111,9 @@ public struct ClusterAgent: Sendable {
         }
     }
 
-    /// Claims the vacant key from the last view of the local node (at most a heartbeat old):
-    /// a CLI call here would cost half a second of the failover. A node that died meanwhile
-    /// releases the key at its next membership check.
+    /// Claims the vacant key from the last view of the local node (at most a membership check
+    /// old, its listener answering since): a CLI call here would cost half a second of the
+    /// failover. A node that died meanwhile releases the key at its next heartbeat.
     private func claim(now: Duration, log: inout OnceLog) async throws {
         guard let status = shared.localStatus.withLock({ $0 }) else { return }
         let live = try await liveMembers()
@@ -147,8 +153,9 @@ public struct ClusterAgent: Sendable {
 
     private func membershipLoop() async {
         var log = OnceLog(logger: logger)
+        var settled = false
         while !Task.isCancelled {
-            let settled = await reconcile(log: &log)
+            settled = await reconcile(settled: settled, log: &log)
             // Until the node is a settled member, look again soon, not a heartbeat later.
             try? await Task.sleep(for: settled ? configuration.heartbeatInterval : min(configuration.heartbeatInterval, .seconds(2)))
         }
@@ -156,9 +163,19 @@ public struct ClusterAgent: Sendable {
 
     /// Checks the local node, heartbeats, joins or prunes. True when the node is a settled member.
     /// One `cluster_status` call (a CLI call boots an Erlang VM: about half a second of CPU)
-    /// tells both whether the node runs and what its cluster is.
-    func reconcile(log: inout OnceLog) async -> Bool {
-        let observed = try? await rabbit.clusterStatus(node)
+    /// tells both whether the node runs and what its cluster is. A node that was settled at the
+    /// last turn, whose last full look is younger than the membership check interval (and, on
+    /// the master, whose queue check is not due), is looked at through its AMQP listener
+    /// instead: while it answers, the node has run since that look, in the cluster it showed
+    /// (a restart takes it away for seconds; a node that does not answer gets the full look).
+    func reconcile(settled: Bool, log: inout OnceLog) async -> Bool {
+        let observed: RabbitClusterStatus?
+        if settled, let known = shared.localStatus.withLock({ $0 }), !fullLookDue(), await listenerAnswers() {
+            observed = known
+        } else {
+            observed = try? await rabbit.clusterStatus(node)
+            if observed?.runningNodes.contains(node) == true { shared.lastFullLook.withLock { $0 = .now } }
+        }
         guard let status = observed, status.runningNodes.contains(node) else {
             log.say("localDown", .warning, "the local RabbitMQ node is not running; not heartbeating")
             if isMaster {
@@ -189,6 +206,20 @@ public struct ClusterAgent: Sendable {
             log.say("reconcile", .warning, "cannot reconcile membership: \(error)")
             return false
         }
+    }
+
+    /// A full look is due without a listener to ask, once the interval has passed since the
+    /// last one, and on the master when its queue check is (that check needs the running nodes).
+    private func fullLookDue() -> Bool {
+        guard configuration.listener != nil else { return true }
+        let now = ContinuousClock.now
+        if shared.lastFullLook.withLock({ last in last.map { now - $0 >= configuration.membershipCheckInterval } ?? true }) { return true }
+        return isMaster && shared.lastReplicationCheck.withLock { last in last.map { now - $0 >= configuration.queueReplicationInterval } ?? true }
+    }
+
+    private func listenerAnswers() async -> Bool {
+        guard let listener = configuration.listener, let probeWorker else { return false }
+        return await listener.accepts(on: probeWorker)
     }
 
     /// SADD to the members and a fresh heartbeat, in one round trip.

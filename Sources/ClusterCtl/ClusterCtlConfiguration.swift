@@ -21,6 +21,12 @@ public struct ClusterCtlConfiguration: Sendable {
     /// How often the master looks for quorum queues short of a running member (two CLI calls
     /// per vhost) and grows them.
     public var queueReplicationInterval: Duration = .seconds(30)
+    /// The local node's AMQP listener, asked on each heartbeat of a settled member instead of
+    /// `cluster_status` (nil: `cluster_status` every heartbeat).
+    public var listener: ListenerProbe?
+    /// How often a settled member looks at `cluster_status` even while its listener answers:
+    /// the bound on how long a membership change that kept the node up goes unseen.
+    public var membershipCheckInterval: Duration = .seconds(60)
     /// How long one join may hold the join lock.
     public var joinLockTTL: Duration = .seconds(60)
 
@@ -37,6 +43,9 @@ public struct ClusterCtlConfiguration: Sendable {
         }
         guard heartbeatInterval > .zero, heartbeatTTL > heartbeatInterval else {
             throw fail("the heartbeat TTL (\(heartbeatTTL)) must be longer than its interval (\(heartbeatInterval))")
+        }
+        guard membershipCheckInterval >= heartbeatInterval else {
+            throw fail("the membership check interval (\(membershipCheckInterval)) must be at least the heartbeat interval (\(heartbeatInterval))")
         }
         guard queueReplicationInterval > .zero else {
             throw fail("the queue replication interval (\(queueReplicationInterval)) must be positive")

@@ -71,9 +71,39 @@ extension ClusterCtlCommand {
         static let configuration = CommandConfiguration(
             abstract: "Keep the local node in the cluster: heartbeat, elect a master, join, prune. Runs until SIGTERM or SIGINT.")
         @OptionGroup var options: ClusterOptions
+        @Option(help: "Address of the local node's AMQP listener, probed on each heartbeat (default: $RABBITMQ_NODE_IP_ADDRESS, else 127.0.0.1).")
+        var amqpHost: String?
+        @Option(help: "Port of that listener (default: $RABBITMQ_NODE_PORT, else 5672); 0 asks rabbitmqctl cluster_status on every heartbeat instead.")
+        var amqpPort: Int?
+        @Option(help: "Seconds between full looks at cluster_status while the listener answers.")
+        var membershipCheckInterval: Int = 60
+
+        func validate() throws {
+            if let amqpPort, !(0...65_535).contains(amqpPort) { throw ValidationError("--amqp-port must be 0 to 65535, not \(amqpPort)") }
+            guard (1...86_400).contains(membershipCheckInterval) else {
+                throw ValidationError("--membership-check-interval must be 1 to 86400 seconds, not \(membershipCheckInterval)")
+            }
+        }
 
         func run() async throws {
-            let agent = options.agent(try options.settings())
+            var settings = try options.settings()
+            let environment = try ServiceSettings.environment()
+            let port: Int
+            if let amqpPort {
+                port = amqpPort
+            } else if let text = environment["RABBITMQ_NODE_PORT"], !text.isEmpty {
+                guard let value = Int(text), (1...65_535).contains(value) else {
+                    throw ValidationError("RABBITMQ_NODE_PORT must be a port (1 to 65535), not '\(text.prefix(40))'")
+                }
+                port = value
+            } else {
+                port = 5672
+            }
+            let host = amqpHost ?? environment["RABBITMQ_NODE_IP_ADDRESS"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+            settings.listener = port == 0 ? nil : ListenerProbe(host: host, port: UInt16(port))
+            settings.membershipCheckInterval = .seconds(membershipCheckInterval)
+            do { try settings.validate() } catch { throw ValidationError("\(error)") }
+            let agent = options.agent(settings)
             let task = Task { try await agent.run() }
             let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
                 signal(number, SIG_IGN)

@@ -231,6 +231,33 @@ struct ClusterCtlIntegrationTests {
         #expect(status.stdout.contains("rabbit@poison"), "\(status.stdout)")
     }
 
+    /// Between its full looks (a minute apart), a settled member checks its node by the AMQP
+    /// listener alone: a `stop_app` must still end its heartbeat within the TTL and a heartbeat,
+    /// as a `cluster_status` on every heartbeat did, and `start_app` must bring it back.
+    @Test func aMemberWhoseApplicationStopsStopsHeartbeatingAndComesBack() async throws {
+        let lab = try RabbitLab()
+        try await lab.start()
+        defer { try? lab.stop() }
+        _ = try await form(lab)
+        let (master, _) = try await masterAndMembers(lab)
+        let victim = try #require(names.first { RabbitLab.node($0) != master })
+        let redis = try await lab.connectRedis()
+        defer { redis.close() }
+        let key = ClusterKeys.heartbeat(RabbitLab.node(victim))
+
+        try lab.rabbitmq(victim, ["rabbitmqctl", "-q", "stop_app"])
+        let bound = Duration.seconds(RabbitLab.heartbeatTTL + 2 * RabbitLab.heartbeatInterval)
+        let lapsed = await lab.waitFor(bound) { (try? await redis.get(key)) == nil }
+        #expect(lapsed != nil, "\(victim)'s heartbeat was still renewed \(bound) after its application stopped")
+        let log = try String(contentsOfFile: "\(lab.directory)/rmq/\(victim)/clusterctl.log", encoding: .utf8)
+        #expect(log.contains("the local RabbitMQ node is not running"))
+
+        try lab.rabbitmq(victim, ["rabbitmqctl", "-q", "start_app"])
+        let back = await lab.waitFor(.seconds(60)) { (try? await redis.get(key)) != nil && lab.formed(names) }
+        #expect(back != nil, "\(victim) did not heartbeat again after start_app")
+        print("clusterctl: a stopped application's heartbeat lapsed \(lapsed.map { "\($0)" } ?? "never") after stop_app (bound \(bound)); back \(back.map { "\($0)" } ?? "never") after start_app")
+    }
+
     @Test func aFullStopAndStartComesBackWithoutManualSteps() async throws {
         let lab = try RabbitLab()
         try await lab.start()
