@@ -6,13 +6,15 @@ import Logging
 /// Publishes this node's events to `fog.events` with confirms, retrying until the broker
 /// takes them: an event is never dropped while the node lives. Events that come while a
 /// publish is in flight go out together in the next message (batched when many attempts end
-/// at once); `send` returns once its event is confirmed.
+/// at once), in the order they were sent; the events of one `send` always share a message.
+/// `send` returns once its events are confirmed.
 actor EventPublisher {
     let connection: AMQPConnection
     let node: String
     let logger: Logger
+    /// Events per message, unless one `send` brings more.
     static let maxBatch = 200
-    private var waiting: [(event: TaskEvent, confirmed: CheckedContinuation<Void, Never>)] = []
+    private var waiting: [(events: [TaskEvent], confirmed: CheckedContinuation<Void, Never>)] = []
     private var flushing = false
 
     init(connection: AMQPConnection, node: String, logger: Logger) {
@@ -21,9 +23,9 @@ actor EventPublisher {
         self.logger = logger
     }
 
-    func send(_ event: TaskEvent) async {
+    func send(_ events: TaskEvent...) async {
         await withCheckedContinuation { continuation in
-            waiting.append((event, continuation))
+            waiting.append((events, continuation))
             if !flushing {
                 flushing = true
                 Task { await flush() }
@@ -33,9 +35,15 @@ actor EventPublisher {
 
     private func flush() async {
         while !waiting.isEmpty {
-            let batch = Array(waiting.prefix(Self.maxBatch))
-            waiting.removeFirst(batch.count)
-            await publish(batch.map(\.event))
+            var count = 0, total = 0
+            for entry in waiting {
+                guard count == 0 || total + entry.events.count <= Self.maxBatch else { break }
+                count += 1
+                total += entry.events.count
+            }
+            let batch = Array(waiting.prefix(count))
+            waiting.removeFirst(count)
+            await publish(batch.flatMap(\.events))
             batch.forEach { $0.confirmed.resume() }
         }
         flushing = false

@@ -7,8 +7,10 @@ import RedisClient
 
 /// The executor's state: what waits in the local buffer (per class), what runs, what room is
 /// left. Deliveries come in from the class queues; the agent starts the highest class first,
-/// and only while the task fits in the room left. An attempt's delivery is acked once its
-/// `started` event is confirmed, so a long task holds no broker delivery.
+/// and only while the task fits in the room left. An attempt runs as soon as it starts, its
+/// `started` event going out meanwhile; its delivery is acked once that event is confirmed,
+/// so a long task holds no broker delivery. A no-op reports `started` and `finished` in one
+/// message.
 actor FogNodeAgent {
     struct Buffered {
         let message: TaskMessage
@@ -17,7 +19,7 @@ actor FogNodeAgent {
 
     struct Running {
         let message: TaskMessage
-        let process: AttemptProcess?
+        let process: AttemptProcess
         let identity: TaskIdentity?
     }
 
@@ -155,39 +157,51 @@ actor FogNodeAgent {
         } else {
             argv = Builtins.argv(spec.kind ?? .noop, spec.args)
         }
-        used = used + spec.resources
-        let process = spec.kind == .noop ? nil : AttemptProcess(name: "attempt \(message.attemptID)")
-        running[message.attemptID] = Running(message: message, process: process, identity: identity)
         let started = TaskEvent(taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue,
                                 kind: .started, at: Date().timeIntervalSince1970, epoch: message.epoch)
         let delivery = item.delivery
+        if spec.kind == .noop {
+            // A no-op ends as it starts: both events in one message, then the ack.
+            let code = spec.args.exitCode ?? 0
+            let result = AttemptProcess.Result(outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: 0, peakMemoryMB: 0,
+                                               stdoutTail: "", stderrTail: "", reason: code == 0 ? nil : "exited \(code)")
+            let finished = finishedEvent(message, outcome: result.outcome, reason: result.reason, result: result)
+            Task {
+                await events.send(started, finished)
+                try? await consuming.ack(delivery)
+            }
+            return
+        }
+        used = used + spec.resources
+        let process = AttemptProcess(name: "attempt \(message.attemptID)")
+        running[message.attemptID] = Running(message: message, process: process, identity: identity)
         Task {
-            await events.send(started)
-            try? await consuming.ack(delivery)
-            let result: AttemptProcess.Result
-            if let process {
-                let directory = "\(configuration.workDirectory)/\(message.attemptID.uuidString.lowercased())"
-                let stdin = spec.stdin.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
-                var environment = spec.env
-                environment["PATH"] = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-                environment["HOME"] = environment["HOME"] ?? directory
-                environment["FOG_TASK_ID"] = message.taskID.uuidString.lowercased()
-                environment["FOG_ATTEMPT"] = String(message.attempt)
-                environment["FOG_ATTEMPT_ID"] = message.attemptID.uuidString.lowercased()
-                environment["FOG_NODE_ID"] = configuration.id.rawValue
-                let limits = AttemptLimits(
-                    cgroups: cgroups, name: message.attemptID.uuidString.lowercased(), user: identity,
-                    memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
-                    maxProcesses: configuration.maxProcessesPerAttempt)
-                result = await process.run(argv: argv, environment: environment, stdin: stdin, directory: directory,
+            // The program starts while `started` is on its way: under load, a short program's
+            // `finished` joins it in one message. The delivery is acked once `started` is
+            // confirmed; a node that dies before then leaves the attempt queued in the store,
+            // where a lost node's queued attempts are placed again.
+            async let announced: Void = {
+                await events.send(started)
+                try? await consuming.ack(delivery)
+            }()
+            let directory = "\(configuration.workDirectory)/\(message.attemptID.uuidString.lowercased())"
+            let stdin = spec.stdin.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
+            var environment = spec.env
+            environment["PATH"] = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            environment["HOME"] = environment["HOME"] ?? directory
+            environment["FOG_TASK_ID"] = message.taskID.uuidString.lowercased()
+            environment["FOG_ATTEMPT"] = String(message.attempt)
+            environment["FOG_ATTEMPT_ID"] = message.attemptID.uuidString.lowercased()
+            environment["FOG_NODE_ID"] = configuration.id.rawValue
+            let limits = AttemptLimits(
+                cgroups: cgroups, name: message.attemptID.uuidString.lowercased(), user: identity,
+                memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
+                maxProcesses: configuration.maxProcessesPerAttempt)
+            let result = await process.run(argv: argv, environment: environment, stdin: stdin, directory: directory,
                                            timeout: .milliseconds(Int64((spec.timeoutSeconds * 1000).rounded(.up))),
                                            tailBytes: configuration.outputTailBytes, limits: limits)
-            } else {
-                let code = spec.args.exitCode ?? 0
-                result = AttemptProcess.Result(outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: 0, peakMemoryMB: 0,
-                                               stdoutTail: "", stderrTail: "", reason: code == 0 ? nil : "exited \(code)")
-            }
             await self.ended(message, result)
+            await announced
         }
     }
 
@@ -200,12 +214,15 @@ actor FogNodeAgent {
     }
 
     private func finish(_ message: TaskMessage, outcome: AttemptOutcome, reason: String?, result: AttemptProcess.Result? = nil) async {
-        let event = TaskEvent(
+        await events.send(finishedEvent(message, outcome: outcome, reason: reason, result: result))
+    }
+
+    private func finishedEvent(_ message: TaskMessage, outcome: AttemptOutcome, reason: String?, result: AttemptProcess.Result?) -> TaskEvent {
+        TaskEvent(
             taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue, kind: .finished,
             at: Date().timeIntervalSince1970, outcome: outcome, exitCode: result?.exitCode, cpuSeconds: result?.cpuSeconds,
             peakMemoryMB: result?.peakMemoryMB, stdoutTail: result?.stdoutTail, stderrTail: result?.stderrTail,
             outputLossy: result?.outputLossy == true ? true : nil, reason: reason, epoch: message.epoch)
-        await events.send(event)
     }
 
     /// A control message: stop the named attempt if it runs here; drop it from the buffer, and
@@ -214,7 +231,7 @@ actor FogNodeAgent {
         cancelled.insert(attempt)
         if let entry = running[attempt] {
             logger.info("cancelling attempt \(attempt) of task \(entry.message.taskID)")
-            entry.process?.stop(.cancel)
+            entry.process.stop(.cancel)
         }
         for priority in PriorityClass.allCases {
             guard let index = buffered[priority]?.firstIndex(where: { $0.message.attemptID == attempt }),
@@ -236,7 +253,7 @@ actor FogNodeAgent {
         life = max(life + 0.001, Date().timeIntervalSince1970)
         let waiting = buffered.values.reduce(0) { $0 + $1.count }
         logger.error("cannot renew the heartbeat: fenced; killing \(running.count) running attempts, dropping \(waiting) waiting ones (placed again by the scheduler), taking no work")
-        for entry in running.values { entry.process?.stop(.fence) }
+        for entry in running.values { entry.process.stop(.fence) }
         let items = buffered.values.flatMap { $0 }
         buffered = [:]
         for item in items {
@@ -260,7 +277,7 @@ actor FogNodeAgent {
 
     /// After the drain timeout: stop what still runs; it is reported as interrupted.
     func interruptRunning() {
-        for entry in running.values { entry.process?.stop(.interrupt) }
+        for entry in running.values { entry.process.stop(.interrupt) }
     }
 
     private func giveBackBuffered() async {
