@@ -98,6 +98,28 @@ struct APITests {
         }
     }
 
+    /// Submits share one read of the nodes every 250 ms, but a refusal is only given on a fresh
+    /// read: a node that registered a moment ago is never refused for.
+    @Test("a task that fits only a node registered since the last read of the nodes is accepted")
+    func aNodeRegisteredMomentsAgoIsNotRefusedFor() async throws {
+        try await withLab { lab in
+            _ = try await lab.startSystem(port: Self.port, nodes: [("api-n1", 4000, 4096)])
+            let small = try await lab.http("POST", "/v1/tasks", port: Self.port, body: Data(#"{"kind": "noop"}"#.utf8))
+            #expect(small.status == 201)
+            var fields = try await lab.redis.hashGetAll(FogKeys.node("api-n1"))
+            fields["cpu_millicores"] = "16000"
+            try await lab.redis.hashSet(FogKeys.node("api-big"), fields)
+            _ = try await lab.redis.setAdd(FogKeys.nodes, "api-big")
+            let big = try await lab.http("POST", "/v1/tasks", port: Self.port,
+                                         body: Data(#"{"kind": "noop", "resources": {"cpu_millicores": 8000}}"#.utf8))
+            #expect(big.status == 201, "\(String(decoding: big.body.prefix(300), as: UTF8.self))")
+            let tooBig = try await lab.http("POST", "/v1/tasks", port: Self.port,
+                                            body: Data(#"{"kind": "noop", "resources": {"cpu_millicores": 32000}}"#.utf8))
+            #expect(tooBig.status == 422)
+            #expect(tooBig.errorCode == "cannot_fit")
+        }
+    }
+
     @Test("a reused idempotency key returns the task, or 409 with another body")
     func idempotency() async throws {
         try await withLab { lab in

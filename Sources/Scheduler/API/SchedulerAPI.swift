@@ -60,27 +60,15 @@ public struct SchedulerAPI: Sendable {
         // A task that no registered node could hold even when empty is refused now rather than
         // waiting forever. With Redis away the check is skipped: the task waits, as designed.
         // A deadline that no live node can meet is recorded on the task, or refused when the
-        // task asks for that (`deadline_policy: refuse`).
+        // task asks for that (`deadline_policy: refuse`). The nodes are read at most every
+        // 250 ms for all submits together; a refusal is only given on a fresh read.
         var risks: [String?] = []
-        if let entries = try? await directory.entries() {
-            let registered = entries.compactMap(\.info)
-            var fields: [String: String] = [:]
-            for (index, spec) in specs.enumerated() {
-                for (field, reason) in PlacementConstraints.neverFits(spec.resources, nodes: registered) {
-                    fields[isBatch ? "tasks[\(index)].\(field)" : field] = reason
-                }
-            }
-            if !fields.isEmpty {
-                throw APIError(.unprocessableContent, "cannot_fit", "no registered fog node could ever run this; nothing was stored", fields: fields)
-            }
-            let live = entries.compactMap { $0.alive ? $0.info : nil }
-            let now = Date().timeIntervalSince1970
-            risks = specs.map { PlacementConstraints.deadlineRisk(for: $0, nodes: live, at: now) }
-            for (index, spec) in specs.enumerated() where spec.deadlinePolicy == .refuse {
-                if let risk = risks[index] { fields[isBatch ? "tasks[\(index)].deadline" : "deadline"] = risk }
-            }
-            if !fields.isEmpty {
-                throw APIError(.unprocessableContent, "deadline_unreachable", "no live fog node can meet the deadline; nothing was stored", fields: fields)
+        if let recent = try? await directory.recentEntries(within: .milliseconds(250)) {
+            do {
+                risks = try Self.admit(specs, isBatch: isBatch, nodes: recent)
+            } catch let refusal as APIError {
+                guard let fresh = try? await directory.entries() else { throw refusal }
+                risks = try Self.admit(specs, isBatch: isBatch, nodes: fresh)
             }
         }
         let stored = try await store.submit(specs, deadlineRisks: risks)
@@ -92,6 +80,31 @@ public struct SchedulerAPI: Sendable {
             return json(Batch(tasks: stored.map(\.task), created: created), status: created > 0 ? .created : .ok)
         }
         return json(stored[0].task, status: stored[0].created ? .created : .ok)
+    }
+
+    /// Refuses what no registered node could ever hold, and what no live node can finish by its
+    /// deadline when the task asks for that; returns each task's deadline risk.
+    static func admit(_ specs: [TaskSpec], isBatch: Bool, nodes entries: [NodeDirectory.Entry]) throws -> [String?] {
+        let registered = entries.compactMap(\.info)
+        var fields: [String: String] = [:]
+        for (index, spec) in specs.enumerated() {
+            for (field, reason) in PlacementConstraints.neverFits(spec.resources, nodes: registered) {
+                fields[isBatch ? "tasks[\(index)].\(field)" : field] = reason
+            }
+        }
+        if !fields.isEmpty {
+            throw APIError(.unprocessableContent, "cannot_fit", "no registered fog node could ever run this; nothing was stored", fields: fields)
+        }
+        let live = entries.compactMap { $0.alive ? $0.info : nil }
+        let now = Date().timeIntervalSince1970
+        let risks = specs.map { PlacementConstraints.deadlineRisk(for: $0, nodes: live, at: now) }
+        for (index, spec) in specs.enumerated() where spec.deadlinePolicy == .refuse {
+            if let risk = risks[index] { fields[isBatch ? "tasks[\(index)].deadline" : "deadline"] = risk }
+        }
+        if !fields.isEmpty {
+            throw APIError(.unprocessableContent, "deadline_unreachable", "no live fog node can meet the deadline; nothing was stored", fields: fields)
+        }
+        return risks
     }
 
     func list(_ request: Request, _ context: SchedulerRequestContext) async throws -> Response {

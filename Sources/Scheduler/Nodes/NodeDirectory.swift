@@ -26,10 +26,30 @@ public final class NodeDirectory: Sendable {
     private let lastFailure = Mutex<ContinuousClock.Instant?>(nil)
     /// The problem last logged per node, so that each is logged once.
     private let reported = Mutex<[String: String]>([:])
+    /// The last read for `recentEntries`, and when it began.
+    private let latest = Mutex<(started: ContinuousClock.Instant, read: Task<[Entry], Error>)?>(nil)
 
     public init(redis: RedisConnection, logger: Logger = Logger(label: "fog.nodes")) {
         self.redis = redis
         self.logger = logger
+    }
+
+    /// Every registered node as read at most `age` ago: one read from Redis serves every caller
+    /// in that span (the submits of a busy API), and callers that come during a read share it.
+    /// A failed read fails its sharers and is not kept.
+    public func recentEntries(within age: Duration) async throws -> [Entry] {
+        let read = latest.withLock { latest -> Task<[Entry], Error> in
+            if let latest, ContinuousClock.now - latest.started < age { return latest.read }
+            let read = Task { try await self.entries() }
+            latest = (.now, read)
+            return read
+        }
+        do {
+            return try await read.value
+        } catch {
+            latest.withLock { if $0?.read == read { $0 = nil } }
+            throw error
+        }
     }
 
     /// Every registered node, read in one pipeline.
