@@ -89,9 +89,12 @@ public struct Dispatcher: Service {
     func round(epoch: Int, placement: inout BatchPlacement,
                publish: (_ attempts: [TaskStore.QueuedAttempt], _ started: ContinuousClock.Instant) -> Void) async throws -> Int {
         let started = ContinuousClock.now
-        let nodes = try await context.directory.liveNodes()
+        // Redis and PostgreSQL are asked at once: the round waits for the slower, not for both.
+        async let liveNodes = context.directory.liveNodes()
+        async let reserved = store.reservations()
+        let nodes = try await liveNodes
         await context.publisher.ensureQueues(of: Set(nodes.map(\.info.id)))
-        let reservations = try await store.reservations()
+        let reservations = try await reserved
         placement.candidates = nodes.sorted { ($0.info.startedAt, $0.info.id) < ($1.info.startedAt, $1.info.id) }
             .enumerated().map { order, node in
                 NodeCandidate(info: node.info, reserved: reservations[node.info.id]?.resources ?? .zero,

@@ -44,11 +44,16 @@ extension TaskStore {
                                        deadline, max_attempts, spec, deadline_risk, status)
                     SELECT id, key, hash, name, cls, cpu, mem, storage, deadline, max_attempts, spec, risk, 'pending' FROM b
                     ON CONFLICT (idempotency_key) DO NOTHING
-                    RETURNING id),
+                    RETURNING *),
                 ev AS (INSERT INTO task_events (task_id, kind, status) SELECT id, 'submitted', 'pending' FROM ins)
-                SELECT id FROM ins
+                SELECT \(Self.taskColumns) FROM ins t
                 """, [Self.jsonParameter(rows)])
-            let created = Set(try inserted.rows.map { try $0.decode(at: 0, as: UUID.self) })
+            var byID: [UUID: TaskRecord] = [:]
+            for row in inserted.rows {
+                let record = try Self.taskRecord(row)
+                byID[record.id] = record
+            }
+            let created = Set(byID.keys)
             // Rows not inserted repeat an idempotency key: the stored task must be the same request.
             var existingByKey: [String: UUID] = [:]
             let repeated = rows.filter { !created.contains($0.id) }
@@ -67,9 +72,15 @@ extension TaskStore {
                 }
             }
             let ids = rows.map { created.contains($0.id) ? $0.id : (existingByKey[$0.key ?? ""] ?? $0.id) }
-            let records = try await tx.query(
-                "SELECT \(Self.taskColumns) FROM tasks t WHERE t.id = ANY($1::uuid[])", [PostgresTextArray(ids.map(\.postgresText))])
-            let byID = Dictionary(try records.rows.map { let r = try Self.taskRecord($0); return (r.id, r) }) { a, _ in a }
+            if !repeated.isEmpty {
+                // The tasks the repeated keys name, as stored (the new ones came back from the insert).
+                let records = try await tx.query(
+                    "SELECT \(Self.taskColumns) FROM tasks t WHERE t.id = ANY($1::uuid[])", [PostgresTextArray(existingByKey.values.map(\.postgresText))])
+                for row in records.rows {
+                    let record = try Self.taskRecord(row)
+                    byID[record.id] = record
+                }
+            }
             return try rows.enumerated().map { index, row in
                 guard let task = byID[ids[index]] else { throw PostgresError(.decoding, "task \(ids[index]) vanished during submit") }
                 return Submitted(task: task, created: created.contains(row.id))
