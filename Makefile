@@ -13,8 +13,8 @@ build: install ## Build every product (debug)
 	swift build
 
 .PHONY: release
-release: install ## Build every product (release)
-	swift build -c release
+release: install ## Build every product (release, the Swift runtime linked in, as in the images)
+	swift build -c release --static-swift-stdlib
 
 .PHONY: install
 install: ## Install the Debian packages the build and the local services need, when missing
@@ -73,15 +73,15 @@ check: build ## Check that the dev services answer, as the scheduler would (FOG_
 	@source <($(SERVICES) env --profile $(PROFILE)) && .build/debug/scheduler check
 
 .PHONY: simulate experiment bench-sim
-simulate: ## Compare every placement policy over scenarios/*.json (10 seeds each); table, and a chart in docs/placement.svg
-	swift build -c release --product scheduler
+simulate: install ## Compare every placement policy over scenarios/*.json (10 seeds each); table, and a chart in docs/placement.svg
+	swift build -c release --static-swift-stdlib --product scheduler
 	.build/release/scheduler simulate scenarios/*.json --seeds 10 --plot docs/placement.svg
 
 experiment: install ## Compare the placement policies on the real local system (bench services, 4 fog nodes); prints a table
 	scripts/experiment.sh
 
-bench-sim: ## Time the simulator: 100,000 tasks on 50 nodes, each policy, release build
-	swift build -c release --product scheduler
+bench-sim: install ## Time the simulator: 100,000 tasks on 50 nodes, each policy, release build
+	swift build -c release --static-swift-stdlib --product scheduler
 	.build/release/scheduler simulate scenarios/bench/large.json --timing
 
 .PHONY: clean-build

@@ -16,7 +16,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
   "$venv/bin/pip" install -q pika
 fi
-swift build -c release --product fog-bench
+swift build -c release --static-swift-stdlib --product fog-bench
 
 run() {
   local swift_out=() pika_out=() i

@@ -132,8 +132,8 @@ kill_node() {
 main() {
   command -v swift >/dev/null || die "swift is not on PATH"
   start_bench_services
-  say "release build"
-  (cd "$ROOT" && for p in scheduler fog-node fog-bench; do swift build -c release --product "$p" 2>&1 | tail -1; done) >&2
+  say "release build (static Swift runtime, as in the images)"
+  (cd "$ROOT" && for p in scheduler fog-node fog-bench; do swift build -c release --static-swift-stdlib --product "$p" 2>&1 | tail -1; done) >&2
   use_bench_services
   "$BIN/scheduler" migrate >&2
   psql "$FOG_DATABASE_URL" -q -c "TRUNCATE tasks CASCADE" >&2

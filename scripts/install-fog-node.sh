@@ -9,7 +9,9 @@ ETC=${FOG_ETC:-/etc/fogscheduler}
 UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
 
 install_binary() {
-  (cd "$ROOT" && swift build -c release --product fog-node 2>&1 | tail -1)
+  # The Swift runtime linked in: the edge host needs no toolchain, and the node starts (and
+  # spawns its exec shim) in 7 ms instead of 12, with 5 MB less resident (docs/BENCHMARKS.md).
+  (cd "$ROOT" && swift build -c release --static-swift-stdlib --product fog-node 2>&1 | tail -1)
   install -D -m 0755 "$ROOT/.build/release/fog-node" "$PREFIX/bin/fog-node"
 }
 

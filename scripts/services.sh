@@ -77,7 +77,7 @@ die() { log "error: $*"; exit 1; }
 
 # gcc: the attack tests build a shared object to preload. nftables: the fence test and the chaos
 # run cut a fog node off from Redis and the broker.
-PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev amqp-tools openssl gcc nftables)
+PACKAGES=(rabbitmq-server redis-server postgresql librabbitmq-dev libhiredis-dev libpq-dev libcurl4-openssl-dev amqp-tools openssl gcc nftables)
 
 install_packages() {
   local missing=()
