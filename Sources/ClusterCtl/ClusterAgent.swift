@@ -20,7 +20,7 @@ public struct ClusterAgent: Sendable {
     let redis: RedisConnection
     let logger: Logger
     private let shared: Shared
-    /// Where the listener probe blocks (a connect and a read, each bounded by its timeout).
+    /// Where the listener probe blocks (a connect, bounded by its timeout).
     private let probeWorker: BlockingWorker?
 
     /// What the two loops share: the lease, and the last view of the local node.

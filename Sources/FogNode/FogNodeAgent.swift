@@ -35,6 +35,9 @@ actor FogNodeAgent {
     private var buffered: [PriorityClass: [Buffered]] = [:]
     private var running: [UUID: Running] = [:]
     private var used = Resources.zero
+    /// Attempts started here whose last event is not confirmed yet (no-ops included, which
+    /// never count as running): a draining node waits for them before it closes its channels.
+    private(set) var unsettled = 0
     /// Attempts started or cancelled here lately, to drop redeliveries and republished copies.
     private var seen = RecentIDs(limit: 20_000)
     private var cancelled = RecentIDs(limit: 20_000)
@@ -166,15 +169,18 @@ actor FogNodeAgent {
             let result = AttemptProcess.Result(outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: 0, peakMemoryMB: 0,
                                                stdoutTail: "", stderrTail: "", reason: code == 0 ? nil : "exited \(code)")
             let finished = finishedEvent(message, outcome: result.outcome, reason: result.reason, result: result)
+            unsettled += 1
             Task {
                 await events.send(started, finished)
                 try? await consuming.ack(delivery)
+                unsettled -= 1
             }
             return
         }
         used = used + spec.resources
         let process = AttemptProcess(name: "attempt \(message.attemptID)")
         running[message.attemptID] = Running(message: message, process: process, identity: identity)
+        unsettled += 1
         Task {
             // The program starts while `started` is on its way: under load, a short program's
             // `finished` joins it in one message. The delivery is acked once `started` is
@@ -202,6 +208,7 @@ actor FogNodeAgent {
                                            tailBytes: configuration.outputTailBytes, limits: limits)
             await self.ended(message, result)
             await announced
+            unsettled -= 1
         }
     }
 

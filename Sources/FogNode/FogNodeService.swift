@@ -192,6 +192,13 @@ public struct FogNodeService: Service {
             await agent.interruptRunning()
             while await agent.runningCount > 0 { try? await Task.sleep(for: .milliseconds(100)) }
         }
+        // The last events and acks go out before the channels close: a no-op never counts as
+        // running, and a program's `finished` is sent after it stopped running. Bounded, for a
+        // broker that is away (the scheduler then places the unreported attempts again).
+        let settleDeadline = ContinuousClock.now + .seconds(10)
+        while await agent.unsettled > 0 && ContinuousClock.now < settleDeadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         // Let the last acks settle before the channels close (RabbitMQ 3.10 was seen to drop them).
         try? await Task.sleep(for: .milliseconds(300))
     }
