@@ -14,7 +14,15 @@ import RedisClient
 actor FogNodeAgent {
     struct Buffered {
         let message: TaskMessage
+        /// The delivery it came in (one it may share with the other attempts of a batch).
+        let share: UUID
+    }
+
+    /// A delivery and how many of the attempts in it are not settled yet: it is acked when
+    /// the last one is.
+    struct Share {
         let delivery: AMQPDelivery
+        var unsettled: Int
     }
 
     struct Running {
@@ -38,6 +46,8 @@ actor FogNodeAgent {
     /// Attempts started here whose last event is not confirmed yet (no-ops included, which
     /// never count as running): a draining node waits for them before it closes its channels.
     private(set) var unsettled = 0
+    /// Deliveries not acked yet, by share id.
+    private var shares: [UUID: Share] = [:]
     /// Attempts started or cancelled here lately, to drop redeliveries and republished copies.
     private var seen = RecentIDs(limit: 20_000)
     private var cancelled = RecentIDs(limit: 20_000)
@@ -72,25 +82,46 @@ actor FogNodeAgent {
 
     var runningCount: Int { running.count }
 
-    /// A delivery from one of this node's queues. Whatever it holds, it is settled: taken into
-    /// the buffer, acked as a copy of an attempt started or cancelled here, refused with an
-    /// event (an invalid spec), or rejected to `fog.dead` through the queue's dead-letter
-    /// exchange (unreadable, or meant for another node: the scheduler's queued backstop then
-    /// places that attempt again). A fog node publishes nowhere but `fog.events`.
+    /// A delivery from one of this node's queues: one attempt, or a `TaskBatch` of them.
+    /// Whatever it holds, it is settled: each attempt taken into the buffer, acked as a copy of
+    /// an attempt started or cancelled here, or refused with an event (an invalid spec), and the
+    /// delivery acked when the last of them is settled; or the delivery is rejected to
+    /// `fog.dead` through the queue's dead-letter exchange (unreadable, or an attempt in it
+    /// meant for another node: the scheduler's queued backstop then places its attempts
+    /// again). A fog node publishes nowhere but `fog.events`.
     func received(_ delivery: AMQPDelivery) async {
-        let message: TaskMessage
+        let messages: [TaskMessage]
         do {
-            message = try WireFormat.decode(TaskMessage.self, from: delivery.body)
+            messages = try Self.attempts(in: delivery)
         } catch {
             logger.warning("rejecting an unreadable task message to fog.dead: \(error.reason)")
             try? await consuming.reject(delivery, requeue: false)
             return
         }
-        if message.node != configuration.id.rawValue {
-            logger.warning("rejecting attempt \(message.attemptID) to fog.dead: it was placed on node \(message.node.prefix(80)), not on this one")
+        if let stray = messages.first(where: { $0.node != configuration.id.rawValue }) {
+            logger.warning("rejecting attempt \(stray.attemptID) to fog.dead: it was placed on node \(stray.node.prefix(80)), not on this one")
             try? await consuming.reject(delivery, requeue: false)
             return
         }
+        let share = UUID()
+        shares[share] = Share(delivery: delivery, unsettled: messages.count)
+        for message in messages { await take(message, share: share) }
+    }
+
+    /// The attempts a delivery holds: a `TaskBatch` (by its `type` property) or one `TaskMessage`.
+    static func attempts(in delivery: AMQPDelivery) throws(WireFormat.Unreadable) -> [TaskMessage] {
+        guard delivery.properties.type == TaskBatch.messageType else {
+            return [try WireFormat.decode(TaskMessage.self, from: delivery.body)]
+        }
+        let batch = try WireFormat.decode(TaskBatch.self, from: delivery.body)
+        guard (1...TaskBatch.maxTasks).contains(batch.tasks.count) else {
+            throw WireFormat.Unreadable("a task batch holds 1 to \(TaskBatch.maxTasks) attempts, not \(batch.tasks.count)", field: "tasks")
+        }
+        return batch.tasks
+    }
+
+    /// One attempt of a delivery: dropped, refused, or buffered and started when it fits.
+    private func take(_ message: TaskMessage, share: UUID) async {
         // The deadline may have passed while this process was stopped, before the watch woke.
         if !fenced && fenceDeadline.passed { await fence() }
         if let placedIn = message.nodeStartedAt, placedIn < life - 0.0005 {
@@ -98,12 +129,12 @@ actor FogNodeAgent {
             // taken it back, or will when it sees the new life; running it now could run it twice.
             logger.info("dropping attempt \(message.attemptID): it was placed in an earlier life of this node (before its last fence or restart)")
             seen.insert(message.attemptID)
-            try? await consuming.ack(delivery)
+            await settle(share)
             return
         }
         if seen.contains(message.attemptID) || cancelled.contains(message.attemptID) {
             // A redelivery of an attempt started already, or one the scheduler cancelled.
-            try? await consuming.ack(delivery)
+            await settle(share)
             return
         }
         let problems = message.spec.problems
@@ -112,16 +143,32 @@ actor FogNodeAgent {
             let reason = problems.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
             logger.warning("refusing attempt \(message.attemptID): its task is invalid: \(reason)")
             await finish(message, outcome: .rejected, reason: "the task message is invalid: \(reason)")
-            try? await consuming.ack(delivery)
+            await settle(share)
             return
         }
         if let index = buffered[message.spec.priority]?.firstIndex(where: { $0.message.attemptID == message.attemptID }) {
-            // Redelivered after a reconnect while it waited here: only the new delivery can be acked.
-            buffered[message.spec.priority]?[index] = Buffered(message: message, delivery: delivery)
+            // Here again while it waits: redelivered after a reconnect (the old delivery's
+            // channel is gone; acking it is refused harmlessly) or published again. It waits on
+            // the new delivery; its part of the old one is settled.
+            let old = buffered[message.spec.priority]?[index].share
+            buffered[message.spec.priority]?[index] = Buffered(message: message, share: share)
+            if let old { await settle(old) }
             return
         }
-        buffered[message.spec.priority, default: []].append(Buffered(message: message, delivery: delivery))
+        buffered[message.spec.priority, default: []].append(Buffered(message: message, share: share))
         await startWhatFits()
+    }
+
+    /// One attempt of a delivery is settled; the delivery is acked with the last one.
+    private func settle(_ share: UUID) async {
+        guard var entry = shares[share] else { return }
+        entry.unsettled -= 1
+        guard entry.unsettled <= 0 else {
+            shares[share] = entry
+            return
+        }
+        shares[share] = nil
+        try? await consuming.ack(entry.delivery)
     }
 
     /// Starts buffered attempts, highest class first, while they fit (and, with a uid pool,
@@ -153,7 +200,7 @@ actor FogNodeAgent {
             guard configuration.allowedCommands.contains(program) else {
                 taskUsers.giveBack(identity)
                 await finish(message, outcome: .rejected, reason: "\(program) is not in FOG_ALLOWED_COMMANDS on node \(configuration.id)")
-                try? await consuming.ack(item.delivery)
+                await settle(item.share)
                 return
             }
             argv = command
@@ -162,7 +209,7 @@ actor FogNodeAgent {
         }
         let started = TaskEvent(taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue,
                                 kind: .started, at: Date().timeIntervalSince1970, epoch: message.epoch)
-        let delivery = item.delivery
+        let share = item.share
         if spec.kind == .noop {
             // A no-op ends as it starts: both events in one message, then the ack.
             let code = spec.args.exitCode ?? 0
@@ -172,7 +219,7 @@ actor FogNodeAgent {
             unsettled += 1
             Task {
                 await events.send(started, finished)
-                try? await consuming.ack(delivery)
+                await settle(share)
                 unsettled -= 1
             }
             return
@@ -188,7 +235,7 @@ actor FogNodeAgent {
             // where a lost node's queued attempts are placed again.
             async let announced: Void = {
                 await events.send(started)
-                try? await consuming.ack(delivery)
+                await self.settle(share)
             }()
             let directory = "\(configuration.workDirectory)/\(message.attemptID.uuidString.lowercased())"
             let stdin = spec.stdin.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
@@ -245,7 +292,7 @@ actor FogNodeAgent {
                 let item = buffered[priority]?.remove(at: index)
             else { continue }
             logger.info("dropping cancelled attempt \(attempt) from the buffer")
-            try? await consuming.ack(item.delivery)
+            await settle(item.share)
         }
     }
 
@@ -265,7 +312,7 @@ actor FogNodeAgent {
         buffered = [:]
         for item in items {
             seen.insert(item.message.attemptID)
-            try? await consuming.ack(item.delivery)
+            await settle(item.share)
         }
     }
 
@@ -287,11 +334,15 @@ actor FogNodeAgent {
         for entry in running.values { entry.process.stop(.interrupt) }
     }
 
+    /// Each delivery with an attempt still waiting here goes back to its queue, whole: the
+    /// attempts of a batch that started already come back as copies, which the node's next
+    /// life drops (and the scheduler places again if they never reported).
     private func giveBackBuffered() async {
         let items = buffered.values.flatMap { $0 }
         buffered = [:]
-        for item in items {
-            try? await consuming.nack(item.delivery, requeue: true)
+        for share in Set(items.map(\.share)) {
+            guard let entry = shares.removeValue(forKey: share) else { continue }
+            try? await consuming.nack(entry.delivery, requeue: true)
         }
     }
 }

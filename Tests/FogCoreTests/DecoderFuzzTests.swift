@@ -42,6 +42,19 @@ struct DecoderFuzzTests {
         }
     }
 
+    @Test("task batches: a node either refuses one or gets attempts whose specs are within the limits")
+    func taskBatches() {
+        var fuzzer = Fuzzer(seed: 5)
+        for round in 0..<Self.rounds {
+            let one = Samples.taskMessages[round % Samples.taskMessages.count]
+            let body = fuzzer.mutate(#"{"v": 1, "tasks": [\#(one), \#(one)]}"#)
+            guard let batch = try? WireFormat.decode(TaskBatch.self, from: Array(body.utf8)) else { continue }
+            for message in batch.tasks where message.spec.problems.isEmpty {
+                Self.expectConvertible(message.spec, body)
+            }
+        }
+    }
+
     @Test("events: whatever a node sends comes out storable")
     func events() {
         var fuzzer = Fuzzer(seed: 3)

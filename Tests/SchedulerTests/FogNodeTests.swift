@@ -201,6 +201,74 @@ struct FogNodeTests {
         }
     }
 
+    /// Publishes attempts as one `TaskBatch` message, as the scheduler does for several in a round.
+    func publishBatch(_ specs: [TaskSpec], node: String, _ lab: SchedulerLab, stray: String? = nil) async throws -> [UUID] {
+        let id = try #require(NodeID(rawValue: node))
+        try await TopologyDeclarations.declareNodeQueues(id, on: lab.broker)
+        let messages = specs.enumerated().map { index, spec in
+            TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: index == 0 ? (stray ?? node) : node, spec: spec)
+        }
+        var properties = AMQPProperties.json
+        properties.type = TaskBatch.messageType
+        let outcome = try await lab.broker.publish(OutgoingMessage(
+            exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(id, specs[0].priority),
+            body: WireFormat.encode(TaskBatch(tasks: messages)), properties: properties))
+        #expect(outcome == .ack)
+        return messages.map(\.attemptID)
+    }
+
+    func unacked(_ queue: String) throws -> [String] {
+        let listing = try TestServices.rabbitmq("rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged", "messages"])
+        let row = try #require(listing.split(separator: "\n").first { $0.hasPrefix(queue) })
+        return row.split(whereSeparator: \.isWhitespace).dropFirst().map(String.init)
+    }
+
+    @Test("a batch of attempts in one message: each runs once, and the delivery is acked when the last has started")
+    func aBatchIsSettledWhole() async throws {
+        try await withLab { lab in
+            try lab.startFogNode("batch-n1", cpu: 500, memory: 1024)
+            try await lab.waitForNodes(["batch-n1"])
+            let sleep = TaskSpec(name: "s", kind: .sleep, args: .init(seconds: 7), resources: Resources(cpuMillicores: 250, memoryMB: 32))
+            let ids = try await publishBatch(Array(repeating: sleep, count: 4), node: "batch-n1", lab)
+            // Room for two: two run, two wait, and the one delivery stays unacked meanwhile (a
+            // quorum queue updates these counts every few seconds: look until the first two end).
+            let published = ContinuousClock.now
+            var waiting: [String] = []
+            while ContinuousClock.now - published < .seconds(6) {
+                waiting = try unacked("fog.node.batch-n1.normal")
+                if waiting == ["1", "1"] { break }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(waiting == ["1", "1"], "one delivery, unacked (messages counts it too): \(waiting)")
+            let events = try await self.events(finished: 4, lab, timeout: .seconds(60))
+            #expect(Set(events.filter { $0.kind == .started }.map(\.attemptID)) == Set(ids))
+            #expect(events.filter { $0.kind == .finished }.count == 4, "each attempt ran once")
+            #expect(events.filter { $0.kind == .finished }.allSatisfy { $0.outcome == .succeeded })
+            try await lab.waitUntil(timeout: .seconds(10), "the batch acked") { try unacked("fog.node.batch-n1.normal") == ["0", "0"] }
+        }
+    }
+
+    @Test("attack: a batch naming another node, or holding more than 100 attempts, goes to fog.dead and runs nothing")
+    func hostileBatches() async throws {
+        try await withLab { lab in
+            try lab.startFogNode("batch-n2", cpu: 1000, memory: 1024)
+            try await lab.waitForNodes(["batch-n2"])
+            let noop = TaskSpec(name: "n", kind: .noop)
+            _ = try await publishBatch([noop, noop], node: "batch-n2", lab, stray: "someone-else")
+            _ = try await publishBatch(Array(repeating: noop, count: TaskBatch.maxTasks + 1), node: "batch-n2", lab)
+            var dead = 0
+            try await lab.waitUntil(timeout: .seconds(20), "two dead letters") {
+                while let delivery = try await lab.broker.get(queue: Topology.deadLetterQueue) {
+                    dead += 1
+                    try await lab.broker.ack(delivery)
+                }
+                return dead >= 2
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await lab.broker.get(queue: Topology.eventsQueue) == nil, "nothing ran, nothing was reported")
+        }
+    }
+
     @Test("the delivery is acked at start: a long task holds no unacked message")
     func ackedAtStart() async throws {
         try await withLab { lab in

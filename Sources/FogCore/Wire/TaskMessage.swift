@@ -36,6 +36,22 @@ public struct TaskMessage: Sendable, Codable, Equatable {
     }
 }
 
+/// Several attempts for one node and class in one message, sent with the AMQP `type`
+/// property `fog.task-batch`: the scheduler sends one per node and class in a dispatch round
+/// that places more than one there (a message, a quorum write and an ack for many attempts).
+/// A fog node settles the delivery once it has settled every attempt in it; a redelivery
+/// brings them all again, and the node drops those it started already.
+public struct TaskBatch: Sendable, Codable, Equatable {
+    public static let messageType = "fog.task-batch"
+    /// The most attempts one message holds.
+    public static let maxTasks = 100
+
+    public var v: Int = WireFormat.version
+    public var tasks: [TaskMessage]
+
+    public init(tasks: [TaskMessage]) { self.tasks = tasks }
+}
+
 /// What a fog node tells the schedulers about an attempt, on `fog.events`.
 public struct TaskEvent: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable {

@@ -17,7 +17,7 @@ public final class TaskPublisher: Sendable {
         self.logger = logger
     }
 
-    /// Publishes each attempt; answers the ids the broker confirmed. The rest stay
+    /// Publishes the attempts, one message per node and class; answers the ids the broker confirmed. The rest stay
     /// unpublished in the store and are sent again, with the same ids, later. An attempt for a
     /// node whose id cannot name a queue (which placement never picks) is not sent at all.
     public func publish(_ attempts: [TaskStore.QueuedAttempt]) async -> [UUID] {
@@ -27,30 +27,53 @@ public final class TaskPublisher: Sendable {
         }
         guard !routable.isEmpty else { return [] }
         await ensureQueues(of: Set(routable.map(\.1.rawValue)))
-        let messages = routable.map { attempt, node in
+        // One message per node and class (a `TaskBatch` of up to `maxTasks` when there are more).
+        var groups: [String: (node: NodeID, priority: PriorityClass, attempts: [TaskStore.QueuedAttempt])] = [:]
+        var order: [String] = []
+        for (attempt, node) in routable {
+            let key = Topology.nodeRoutingKey(node, attempt.priority)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: (node, attempt.priority, [])].attempts.append(attempt)
+        }
+        var chunks: [(routingKey: String, attempts: [TaskStore.QueuedAttempt])] = []
+        for key in order {
+            guard let group = groups[key] else { continue }
+            for start in stride(from: 0, to: group.attempts.count, by: TaskBatch.maxTasks) {
+                chunks.append((key, Array(group.attempts[start..<min(start + TaskBatch.maxTasks, group.attempts.count)])))
+            }
+        }
+        let messages = chunks.map { routingKey, attempts in
             var properties = AMQPProperties.json
-            properties.messageID = attempt.message.attemptID.uuidString.lowercased()
-            return OutgoingMessage(exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(node, attempt.priority),
-                                   body: WireFormat.encode(attempt.message), properties: properties)
+            properties.messageID = attempts[0].message.attemptID.uuidString.lowercased()
+            guard attempts.count > 1 else {
+                return OutgoingMessage(exchange: Topology.tasksExchange, routingKey: routingKey,
+                                       body: WireFormat.encode(attempts[0].message), properties: properties)
+            }
+            properties.type = TaskBatch.messageType
+            return OutgoingMessage(exchange: Topology.tasksExchange, routingKey: routingKey,
+                                   body: WireFormat.encode(TaskBatch(tasks: attempts.map(\.message))), properties: properties)
         }
         let results = await connection.publish(messages)
         var confirmed: [UUID] = []
         var refused: [String] = []
-        for ((attempt, _), result) in zip(routable, results) {
+        for (chunk, result) in zip(chunks, results) {
+            let first = chunk.attempts[0].message
+            let what = chunk.attempts.count > 1 ? "\(first.attemptID) and \(chunk.attempts.count - 1) more" : "\(first.attemptID)"
             switch result {
-            case .success(.ack): confirmed.append(attempt.message.attemptID)
+            case .success(.ack): confirmed += chunk.attempts.map(\.message.attemptID)
             case .success(let outcome):
-                refused.append("\(attempt.message.attemptID): \(outcome)")
+                refused.append("\(what): \(outcome)")
                 // Unroutable: the node's queues are gone (deleted by an operator?); declare them again.
-                declaredNodes.withLock { _ = $0.remove(attempt.message.node) }
-            case .failure(let error): refused.append("\(attempt.message.attemptID): \(error)")
+                declaredNodes.withLock { _ = $0.remove(first.node) }
+            case .failure(let error): refused.append("\(what): \(error)")
             }
         }
         if results.contains(where: { if case .success(.nack) = $0 { true } else { false } }) {
             await connection.reconnect(because: "the broker nacked attempts")
         }
         if !refused.isEmpty {
-            logger.warning("\(refused.count) of \(attempts.count) publishes unconfirmed; they will be retried", metadata: ["first": "\(refused[0])"])
+            logger.warning("\(refused.count) of \(messages.count) publishes (\(attempts.count) attempts) unconfirmed; they will be retried",
+                           metadata: ["first": "\(refused[0])"])
         }
         return confirmed
     }
