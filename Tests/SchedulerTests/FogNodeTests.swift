@@ -269,6 +269,24 @@ struct FogNodeTests {
         }
     }
 
+    @Test("a no-op reports started and finished in one message")
+    func aNoOpIsReportedInOneMessage() async throws {
+        try await withLab { lab in
+            try lab.startFogNode("noop-n1", cpu: 1000, memory: 1024)
+            try await lab.waitForNodes(["noop-n1"])
+            let id = try await publish(TaskSpec(name: "n", kind: .noop), node: "noop-n1", lab)
+            var first: [TaskEvent] = []
+            try await lab.waitUntil(timeout: .seconds(20), "the no-op's events") {
+                guard let delivery = try await lab.broker.get(queue: Topology.eventsQueue) else { return false }
+                first = try WireFormat.decode(EventBatch.self, from: delivery.body).events
+                try await lab.broker.ack(delivery)
+                return true
+            }
+            #expect(first.map(\.attemptID) == [id, id])
+            #expect(first.map(\.kind) == [.started, .finished], "the first message holds both events: \(first.map(\.kind))")
+        }
+    }
+
     @Test("the delivery is acked at start: a long task holds no unacked message")
     func ackedAtStart() async throws {
         try await withLab { lab in
