@@ -39,8 +39,9 @@ let package = Package(
         // which Swift's Glibc module leaves out: a header of static inline wrappers, no library.
         .systemLibrary(name: "CSandbox", path: "Sources/CSandbox"),
 
-        // What the three clients share: a thread of their own for blocking C calls, backoff.
-        .target(name: "ClientSupport"),
+        // What the three clients and their callers share: a thread of their own for blocking C
+        // calls, backoff, retrying with one log line per outage.
+        .target(name: "ClientSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(
             name: "AMQPClient",
             dependencies: ["CRabbitMQ", "ClientSupport", .product(name: "Logging", package: "swift-log")]),
@@ -62,11 +63,17 @@ let package = Package(
         // The RabbitMQ topology of DESIGN.md §4, for those who declare it: the schedulers (and the tests).
         .target(name: "BrokerTopology", dependencies: ["FogCore", "AMQPClient"]),
 
+        // What processes agree on through Redis: the one lease election, used by the scheduler
+        // replicas for their leader and by clusterctl for the RabbitMQ master.
+        .target(
+            name: "Coordination",
+            dependencies: ["FogCore", "RedisClient", "ClientSupport", .product(name: "Logging", package: "swift-log")]),
+
         // clusterctl's adapters and loop: Redis membership and election, rabbitmqctl.
         .target(
             name: "ClusterCtl",
             dependencies: [
-                "FogCore", "RedisClient", "ServiceSupport", "ClientSupport",
+                "FogCore", "RedisClient", "ServiceSupport", "ClientSupport", "Coordination",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
@@ -74,7 +81,7 @@ let package = Package(
         .target(
             name: "Scheduler",
             dependencies: [
-                "FogCore", "AMQPClient", "RedisClient", "PostgresClient", "ClientSupport", "BrokerTopology",
+                "FogCore", "AMQPClient", "RedisClient", "PostgresClient", "ClientSupport", "BrokerTopology", "Coordination",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -122,6 +129,7 @@ let package = Package(
             path: "Benchmarks/fog-bench"),
 
         .testTarget(name: "ClientSupportTests", dependencies: ["ClientSupport"]),
+        .testTarget(name: "CoordinationTests", dependencies: ["Coordination", "FogCore", "RedisClient", "TestSupport"]),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient", "TestSupport"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),

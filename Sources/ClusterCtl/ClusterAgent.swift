@@ -1,4 +1,5 @@
 import ClientSupport
+import Coordination
 import FogCore
 import Foundation
 import Logging
@@ -25,14 +26,16 @@ public struct ClusterAgent: Sendable {
 
     /// What the two loops share: the lease, and the last view of the local node.
     final class Shared: Sendable {
-        let lease: Mutex<MasterLease>
+        let lease: SharedLease<ContinuousClock>
+        /// The last reason given for not claiming the vacant key (said once).
+        let lastRefusal = Mutex<String?>(nil)
         let localStatus = Mutex<RabbitClusterStatus?>(nil)
         /// When the master last looked for quorum queues short of members.
         let lastReplicationCheck = Mutex<ContinuousClock.Instant?>(nil)
         /// When `cluster_status` last showed the local node running.
         let lastFullLook = Mutex<ContinuousClock.Instant?>(nil)
 
-        init(leaseTTL: Duration) { lease = Mutex(MasterLease(ttl: leaseTTL)) }
+        init(leaseTTL: Duration) { lease = SharedLease(ttl: leaseTTL, clock: ContinuousClock()) }
     }
 
     public init(configuration: ClusterCtlConfiguration, rabbit: any RabbitMQControl, redis: RedisConnection, logger: Logger) {
@@ -46,7 +49,7 @@ public struct ClusterAgent: Sendable {
 
     var node: String { configuration.node }
 
-    var isMaster: Bool { shared.lease.withLock { $0.isMaster } }
+    var isMaster: Bool { shared.lease.isHeld }
 
     /// Runs until the task is cancelled; then gives up the master key if it holds it.
     public func run() async throws {
@@ -54,10 +57,6 @@ public struct ClusterAgent: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await electionLoop() }
             group.addTask { await membershipLoop() }
-        }
-        if isMaster {
-            _ = try? await redis.compareAndDelete(ClusterKeys.master, expected: node)
-            logger.info("gave up the master key on shutdown")
         }
     }
 
@@ -73,68 +72,62 @@ public struct ClusterAgent: Sendable {
 
     // MARK: Election
 
-    private func electionLoop() async {
-        var log = OnceLog(logger: logger)
-        let origin = ContinuousClock.now
-        while !Task.isCancelled {
-            await elect(now: ContinuousClock.now - origin, log: &log)
-            try? await Task.sleep(for: configuration.tick)
-        }
+    /// The master election: `LeaseElection` on `rabbitmq:cluster:master`, with JoinPlanner's
+    /// rule for who may claim the vacant key, and the epoch that numbers masterships.
+    var election: LeaseElection<ContinuousClock> {
+        LeaseElection(
+            key: ClusterKeys.master, holder: node, lease: shared.lease, redis: redis, logger: logger,
+            mayClaim: { try await mayClaim() }, newToken: { adopted in try await masterEpoch(adopted: adopted) },
+            changed: { change in await masterChanged(change) })
     }
 
-    func elect(now: Duration, log: inout OnceLog) async {
-        let action = shared.lease.withLock { $0.tick(now: now) }
-        do {
-            switch action {
-            case .stepDown:
-                log.say("stepdown", .warning, "the master lease lapsed without renewal: no longer master")
-            case .renew:
-                let renewed = try await redis.compareAndExpire(ClusterKeys.master, expected: node, ttl: configuration.masterLease)
-                shared.lease.withLock { renewed ? $0.renewed(at: now) : $0.lost() }
-                if !renewed { logger.warning("another node holds the master key: no longer master") }
-            case .observe:
-                guard !isMaster else { break }
-                let current = try await redis.get(ClusterKeys.master)
-                if current == node {
-                    // Ours from before a restart of clusterctl: adopt it while we can still renew it.
-                    if try await redis.compareAndExpire(ClusterKeys.master, expected: node, ttl: configuration.masterLease) {
-                        let epoch = Int(try await redis.get(ClusterKeys.epoch) ?? "0") ?? 0
-                        shared.lease.withLock { $0.held(epoch: epoch, at: now) }
-                    }
-                } else if current == nil {
-                    try await claim(now: now, log: &log)
-                }
-            }
-            log.clear("redis", "Redis is reachable again")
-        } catch {
-            log.say("redis", .warning, "Redis unreachable; RabbitMQ is left as it is: \(error)")
-        }
+    private func electionLoop() async {
+        await election.run(every: configuration.tick)
     }
 
     /// Claims the vacant key from the last view of the local node (at most a membership check
     /// old, its listener answering since): a CLI call here would cost half a second of the
     /// failover. A node that died meanwhile releases the key at its next heartbeat.
-    private func claim(now: Duration, log: inout OnceLog) async throws {
-        guard let status = shared.localStatus.withLock({ $0 }) else { return }
+    private func mayClaim() async throws -> Bool {
+        guard let status = shared.localStatus.withLock({ $0 }) else { return false }
         let live = try await liveMembers()
-        guard JoinPlanner.mayLead(node: node, local: status, liveMembers: live) else {
-            log.say("mayNotLead", .info, "not claiming the vacant master key: live members \(live.sorted()) are not all in this node's cluster")
-            return
+        let may = JoinPlanner.mayLead(node: node, local: status, liveMembers: live)
+        let refusal = may ? nil : "not claiming the vacant master key: live members \(live.sorted()) are not all in this node's cluster"
+        let said = shared.lastRefusal.withLock { last in
+            defer { last = refusal }
+            return last == refusal
         }
-        guard try await redis.set(ClusterKeys.master, to: node, expiry: configuration.masterLease, onlyIfAbsent: true) else { return }
-        // The epoch only numbers masterships (for the logs and status): a value in Redis that no
-        // INCR takes (garbage, 2^63-1) is started again rather than keeping every node from leading.
-        let epoch: Int
+        if let refusal, !said { logger.info("\(refusal)") }
+        return may
+    }
+
+    /// The epoch only numbers masterships (for the logs and status): an adopted key keeps the
+    /// one in Redis; a new mastership takes the next. A value in Redis that no INCR takes
+    /// (garbage, 2^63-1) is started again rather than keeping every node from leading.
+    private func masterEpoch(adopted: Bool) async throws -> Int {
+        if adopted { return Int(try await redis.get(ClusterKeys.epoch) ?? "0") ?? 0 }
         do {
-            epoch = try await redis.increment(ClusterKeys.epoch)
+            return try await redis.increment(ClusterKeys.epoch)
         } catch let error as RedisError where error.code == .server {
             logger.warning("\(ClusterKeys.epoch) cannot be incremented (\(error)): starting it again at 1")
             try await redis.set(ClusterKeys.epoch, to: "1")
-            epoch = 1
+            return 1
         }
-        shared.lease.withLock { $0.held(epoch: epoch, at: now) }
-        logger.notice("became master", metadata: ["epoch": "\(epoch)"])
-        try await register()
+    }
+
+    private func masterChanged(_ change: LeaseElection<ContinuousClock>.Change) async {
+        switch change {
+        case .gained(let epoch, let adopted):
+            if adopted {
+                logger.info("holds the master key again", metadata: ["epoch": "\(epoch)"])
+            } else {
+                logger.notice("became master", metadata: ["epoch": "\(epoch)"])
+            }
+            try? await register()
+        case .lapsed: logger.warning("the master lease lapsed without renewal: no longer master")
+        case .taken: logger.warning("another node holds the master key: no longer master")
+        case .released: logger.info("gave up the master key")
+        }
     }
 
     /// Members whose heartbeat key still exists and holds a time (seconds since 1970, at most a
@@ -178,10 +171,9 @@ public struct ClusterAgent: Sendable {
         }
         guard let status = observed, status.runningNodes.contains(node) else {
             log.say("localDown", .warning, "the local RabbitMQ node is not running; not heartbeating")
-            if isMaster {
-                _ = try? await redis.compareAndDelete(ClusterKeys.master, expected: node)
-                shared.lease.withLock { $0.lost() }
-                logger.warning("released the master key: the local node is down")
+            if shared.lease.value.isHolding {
+                logger.warning("releasing the master key: the local node is down")
+                await election.release()
             }
             return false
         }

@@ -32,7 +32,7 @@ public enum SchedulerServer {
 
         let context = SchedulerContext(
             store: store, directory: NodeDirectory(redis: redis, logger: logger), publisher: TaskPublisher(connection: publishing, logger: logger),
-            redis: redis, leadership: Leadership(), nudge: DispatchNudge(), configuration: configuration, metrics: SchedulerMetrics(),
+            redis: redis, leadership: Leadership(ttl: configuration.leaderLease), nudge: DispatchNudge(), configuration: configuration, metrics: SchedulerMetrics(),
             logger: logger)
         let app = Application(
             router: SchedulerAPI(context: context).router(),

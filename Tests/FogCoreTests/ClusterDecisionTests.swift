@@ -1,4 +1,5 @@
 import FogCore
+import TestSupport
 import Testing
 
 @Suite struct JoinPlannerTests {
@@ -58,34 +59,92 @@ import Testing
     }
 }
 
-@Suite struct MasterLeaseTests {
-    @Test func aFollowerObserves() {
-        var lease = MasterLease(ttl: .seconds(9))
-        #expect(lease.tick(now: .seconds(100)) == .observe)
-        #expect(!lease.isMaster)
+@Suite struct LeaseStateTests {
+    typealias Instant = ManualClock.Instant
+    static func t(_ seconds: Double) -> Instant { Instant(offset: .milliseconds(Int64(seconds * 1000))) }
+
+    @Test func aFollowerClaims() {
+        var lease = LeaseState<Instant>(ttl: .seconds(9))
+        #expect(lease.next(at: Self.t(100)) == .claim)
+        #expect(!lease.isHolding && lease.token(at: Self.t(100)) == nil)
     }
 
-    @Test func aMasterRenewsAfterAThirdAndStepsDownWhenTheLeaseLapses() {
-        var lease = MasterLease(ttl: .seconds(9))
-        lease.held(epoch: 4, at: .seconds(10))
-        #expect(lease.epoch == 4)
-        #expect(lease.tick(now: .seconds(12)) == .observe)
-        #expect(lease.tick(now: .seconds(13)) == .renew)
-        lease.renewed(at: .seconds(13))
-        #expect(lease.tick(now: .seconds(15)) == .observe)
+    @Test func aHolderRenewsAfterAThirdAndStepsDownWhenTheLeaseLapses() {
+        var lease = LeaseState<Instant>(ttl: .seconds(9))
+        lease.claimed(token: 4, sentAt: Self.t(10))
+        #expect(lease.token(at: Self.t(10)) == 4)
+        #expect(lease.next(at: Self.t(12)) == .keep)
+        #expect(lease.next(at: Self.t(13)) == .renew)
+        lease.renewed(sentAt: Self.t(13))
+        #expect(lease.next(at: Self.t(15)) == .keep)
         // Renewals fail from here on (Redis gone): at 13 + 9 the lease is over.
-        #expect(lease.tick(now: .seconds(16)) == .renew)
-        #expect(lease.tick(now: .seconds(21.9)) == .renew)
-        #expect(lease.tick(now: .seconds(22)) == .stepDown)
-        #expect(!lease.isMaster)
-        #expect(lease.tick(now: .seconds(23)) == .observe)
+        #expect(lease.next(at: Self.t(16)) == .renew)
+        #expect(lease.next(at: Self.t(21.9)) == .renew)
+        #expect(lease.token(at: Self.t(21.9)) == 4)
+        #expect(lease.next(at: Self.t(22)) == .stepDown)
+        #expect(!lease.isHolding && lease.token(at: Self.t(22)) == nil)
+        #expect(lease.next(at: Self.t(23)) == .claim)
     }
 
-    @Test func losingTheKeyMakesAFollower() {
-        var lease = MasterLease(ttl: .seconds(5))
-        lease.held(epoch: 1, at: .zero)
-        lease.lost()
-        #expect(!lease.isMaster && lease.epoch == nil)
+    /// The lease runs from when the claim was sent, not from when its answer came: the store
+    /// ran it no earlier, so nobody else can hold the key before then.
+    @Test func aSlowClaimCountsFromItsRequest() {
+        var lease = LeaseState<Instant>(ttl: .seconds(6))
+        lease.claimed(token: 1, sentAt: Self.t(0))
+        #expect(lease.token(at: Self.t(5.9)) == 1)
+        #expect(lease.token(at: Self.t(6)) == nil)
+    }
+
+    /// The holder is stuck in a call (a renewal that hangs, a long transaction): without any
+    /// further event, the lease reads as lapsed from the instant it expires.
+    @Test func aLeaseLapsesMidCall() {
+        var lease = LeaseState<Instant>(ttl: .seconds(5))
+        lease.claimed(token: 7, sentAt: Self.t(0))
+        #expect(lease.next(at: Self.t(2)) == .renew)
+        // The renewal sent at 2 has not answered yet.
+        #expect(lease.token(at: Self.t(4.999)) == 7)
+        #expect(lease.token(at: Self.t(5)) == nil)
+        #expect(lease.isHolding, "still in its term until the next turn steps it down")
+    }
+
+    /// A renewal that blocks past the whole TTL and then answers yes: the key was ours when
+    /// Redis ran it, at some unknown instant after it was sent; counted from the send it has
+    /// lapsed too, so the holder steps down instead of trusting it.
+    @Test func aRenewalThatBlocksPastTheTTLDoesNotRevive() {
+        var lease = LeaseState<Instant>(ttl: .seconds(6))
+        lease.claimed(token: 3, sentAt: Self.t(0))
+        #expect(lease.next(at: Self.t(2)) == .renew)
+        // Sent at 2, answered at 9: the lease runs to 2 + 6 = 8 at best.
+        lease.renewed(sentAt: Self.t(2))
+        #expect(lease.token(at: Self.t(9)) == nil)
+        #expect(lease.next(at: Self.t(9)) == .stepDown)
+        #expect(lease.next(at: Self.t(9.1)) == .claim)
+    }
+
+    /// One that blocks for less than what is left of the lease renews it from when it was sent.
+    @Test func aSlowRenewalWithinTheLeaseExtendsItFromItsSend() {
+        var lease = LeaseState<Instant>(ttl: .seconds(6))
+        lease.claimed(token: 3, sentAt: Self.t(0))
+        #expect(lease.next(at: Self.t(2)) == .renew)
+        lease.renewed(sentAt: Self.t(2))   // answered at 5
+        #expect(lease.token(at: Self.t(7.9)) == 3)
+        #expect(lease.token(at: Self.t(8)) == nil)
+        #expect(lease.next(at: Self.t(3.9)) == .keep)
+        #expect(lease.next(at: Self.t(4)) == .renew, "a third of the renewed lease is gone at 2 + 2")
+    }
+
+    /// An answer that arrives after a later one cannot shorten the lease, and one for a term
+    /// that ended meanwhile (resigned, stepped down) does not bring it back.
+    @Test func lateAnswersNeitherShortenNorRevive() {
+        var lease = LeaseState<Instant>(ttl: .seconds(6))
+        lease.claimed(token: 3, sentAt: Self.t(0))
+        lease.renewed(sentAt: Self.t(4))
+        lease.renewed(sentAt: Self.t(2))
+        #expect(lease.token(at: Self.t(9.9)) == 3)
+        #expect(lease.lost() == 3)
+        lease.renewed(sentAt: Self.t(10))
+        #expect(!lease.isHolding && lease.token(at: Self.t(10)) == nil)
+        #expect(lease.lost() == nil)
     }
 }
 
