@@ -129,12 +129,15 @@ let package = Package(
             path: "Benchmarks/fog-bench"),
 
         .testTarget(name: "ClientSupportTests", dependencies: ["ClientSupport"]),
-        .testTarget(name: "CoordinationTests", dependencies: ["Coordination", "FogCore", "RedisClient", "TestSupport"]),
+        .testTarget(name: "CoordinationTests", dependencies: ["Coordination", "FogCore", "RedisClient", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient", "TestSupport"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),
         .testTarget(name: "FogCoreTests", dependencies: ["FogCore", "TestSupport"]),
         .testTarget(name: "FogSimulatorTests", dependencies: ["FogSimulator", "FogCore"]),
+        // The fog node's decisions and sandbox parts, without servers; its system tests, which
+        // need a scheduler, are in SchedulerTests.
+        .testTarget(name: "FogNodeTests", dependencies: ["FogNode", "FogCore"]),
         .testTarget(
             name: "ClusterCtlTests",
             dependencies: ["ClusterCtl", "ClientSupport", "TestSupport", "AMQPClient", "FogCore", "RedisClient", "ServiceSupport"]),

@@ -52,23 +52,20 @@ actor EventPublisher {
     /// Returns once the broker confirmed the batch (or the task was cancelled).
     private func publish(_ events: [TaskEvent]) async {
         let body = WireFormat.encode(EventBatch(events: events))
-        var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
-        var reported = false
+        var retry = RetryLog("cannot publish events yet", logger: logger, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(5)))
         var refusals = 0
         while !Task.isCancelled {
             do {
                 let outcome = try await connection.publish(body, exchange: Topology.eventsExchange, routingKey: EventBatch.routingKey(node: node))
                 if outcome.isAck {
-                    if reported { logger.info("events are published again") }
+                    retry.succeeded()
                     return
                 }
                 refusals += 1
                 if refusals % 3 == 0 { await connection.reconnect(because: "fog.events keeps refusing events (\(outcome))") }
                 throw AMQPError(.publishRefused, "fog.events refused an event: \(outcome)")
             } catch {
-                if !reported { logger.warning("cannot publish events yet, retrying: \(error)") }
-                reported = true
-                try? await Task.sleep(for: backoff.next())
+                await retry.failedAndWait(error)
             }
         }
     }

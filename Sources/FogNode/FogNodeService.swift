@@ -123,14 +123,11 @@ public struct FogNodeService: Service {
     func consume(_ queue: String, on connection: AMQPConnection, agent: FogNodeAgent) async {
         // Short: until the scheduler has declared the queue (a few hundred ms after the first
         // heartbeat), each try fails at once.
-        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(2))
-        var failing: String?
+        var retry = RetryLog("cannot consume \(queue) yet", logger: logger, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(2)))
         while !Task.isCancelled {
             do {
                 let consumer = try await connection.consume(queue: queue, prefetch: 50)
-                backoff.reset()
-                if failing != nil { logger.info("consuming \(queue)") }
-                failing = nil
+                retry.succeeded()
                 for try await delivery in consumer {
                     if await agent.draining {
                         // Stop consuming: what is left in the queue is placed elsewhere.
@@ -142,13 +139,8 @@ public struct FogNodeService: Service {
                 }
             } catch {
                 if Task.isCancelled { return }
-                let text = "\(error)"
-                if failing != text {
-                    let hint = (error as? AMQPError)?.replyCode == 404 ? " (the scheduler declares it once this node heartbeats)" : ""
-                    logger.warning("cannot consume \(queue) yet: \(text)\(hint); trying again")
-                }
-                failing = text
-                try? await Task.sleep(for: backoff.next())
+                let hint = (error as? AMQPError)?.replyCode == 404 ? " (the scheduler declares it once this node heartbeats)" : ""
+                await retry.failedAndWait(error, hint: hint)
             }
         }
     }
@@ -156,12 +148,13 @@ public struct FogNodeService: Service {
     /// The control plane: an exclusive queue of this process bound to `fog.cluster`.
     func consumeControl(on connection: AMQPConnection, agent: FogNodeAgent) async {
         let queue = "fog.control.\(configuration.id).\(UUID().uuidString.prefix(8).lowercased())"
-        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        var retry = RetryLog("cannot listen on \(Topology.clusterExchange)", logger: logger)
         while !Task.isCancelled {
             do {
                 try await connection.declareQueue(queue, durable: false, exclusive: true, autoDelete: true)
                 try await connection.bindQueue(queue, to: Topology.clusterExchange, routingKey: "")
                 let consumer = try await connection.consume(queue: queue, prefetch: 100)
+                retry.succeeded()
                 for try await delivery in consumer {
                     try? await connection.ack(delivery)
                     guard let message = try? WireFormat.decode(ControlMessage.self, from: delivery.body) else { continue }
@@ -171,7 +164,7 @@ public struct FogNodeService: Service {
                 }
             } catch {
                 if Task.isCancelled { return }
-                try? await Task.sleep(for: backoff.next())
+                await retry.failedAndWait(error)
             }
         }
     }
@@ -184,21 +177,16 @@ public struct FogNodeService: Service {
                                  expiry: configuration.heartbeatTTL)
         let running = await agent.runningCount
         logger.notice("draining: \(running) attempts running, waiting up to \(configuration.drainTimeout)")
-        let deadline = ContinuousClock.now + configuration.drainTimeout
-        while await agent.runningCount > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        if await agent.runningCount > 0 {
+        if !(await agent.wait(until: .nothingRuns, deadline: .now + configuration.drainTimeout)) {
             await agent.interruptRunning()
-            while await agent.runningCount > 0 { try? await Task.sleep(for: .milliseconds(100)) }
+            // An interrupted attempt ends within its kill grace; the bound is for a process
+            // that will not die (in uninterruptible sleep).
+            _ = await agent.wait(until: .nothingRuns, deadline: .now + .seconds(30))
         }
         // The last events and acks go out before the channels close: a no-op never counts as
         // running, and a program's `finished` is sent after it stopped running. Bounded, for a
         // broker that is away (the scheduler then places the unreported attempts again).
-        let settleDeadline = ContinuousClock.now + .seconds(10)
-        while await agent.unsettled > 0 && ContinuousClock.now < settleDeadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        _ = await agent.wait(until: .allSettled, deadline: .now + .seconds(10))
         // Let the last acks settle before the channels close (RabbitMQ 3.10 was seen to drop them).
         try? await Task.sleep(for: .milliseconds(300))
     }

@@ -78,17 +78,10 @@ struct TopologySetup: Service {
     let logger: Logger
 
     func run() async throws {
-        var backoff = ClientSupport.Backoff(initial: .milliseconds(200), maximum: .seconds(5))
-        var reported = false
-        for connection in connections {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
+        await cancelWhenGracefulShutdown {
+            for connection in connections {
+                _ = await RetryLog.retrying("cannot declare the broker topology yet", logger: logger) {
                     try await TopologyDeclarations.declareShared(on: connection)
-                    break
-                } catch {
-                    if !reported { logger.warning("cannot declare the broker topology yet: \(error)") }
-                    reported = true
-                    try? await Task.sleep(for: backoff.next())
                 }
             }
         }

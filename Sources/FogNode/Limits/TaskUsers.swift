@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// The unprivileged ids an attempt runs as.
 struct TaskIdentity: Sendable, Equatable {
@@ -15,7 +14,7 @@ struct TaskIdentity: Sendable, Equatable {
 /// (and a group of the same number) of its own per running attempt, so that attempts of
 /// different submitters cannot read each other's `/proc`, files or signals. A node that is not
 /// root cannot switch users: its attempts run as its own user, and it says so when it starts.
-final class TaskUsers: Sendable {
+struct TaskUsers: Sendable, Equatable {
     enum Mode: Sendable, Equatable {
         case shared(uid: uid_t, gid: gid_t)
         case pool(ClosedRange<UInt32>)
@@ -23,12 +22,12 @@ final class TaskUsers: Sendable {
     }
 
     let mode: Mode
-    private let inUse = Mutex<Set<UInt32>>([])
+    private var inUse: Set<UInt32> = []
 
     init(mode: Mode) { self.mode = mode }
 
     /// From the node's settings: the pool when one is set, else the named user (when root).
-    convenience init(configuration: FogNodeConfiguration) {
+    init(configuration: FogNodeConfiguration) {
         if geteuid() != 0 {
             self.init(mode: .unprivileged)
         } else if let range = configuration.taskUIDs {
@@ -51,25 +50,22 @@ final class TaskUsers: Sendable {
 
     /// Whether a new attempt may start now, and as whom (nil: as the node's own user). With a
     /// pool, an attempt waits while every uid of it is in use.
-    func take() -> (available: Bool, identity: TaskIdentity?) {
+    mutating func take() -> (available: Bool, identity: TaskIdentity?) {
         switch mode {
         case .unprivileged:
             return (true, nil)
         case .shared(let uid, let gid):
             return (true, TaskIdentity(uid: uid, gid: gid, exclusive: false))
         case .pool(let range):
-            let uid = inUse.withLock { used -> UInt32? in
-                guard let free = range.first(where: { !used.contains($0) }) else { return nil }
-                used.insert(free)
-                return free
-            }
-            return (uid != nil, uid.map { TaskIdentity(uid: $0, gid: $0, exclusive: true) })
+            guard let free = range.first(where: { !inUse.contains($0) }) else { return (false, nil) }
+            inUse.insert(free)
+            return (true, TaskIdentity(uid: free, gid: free, exclusive: true))
         }
     }
 
-    func giveBack(_ identity: TaskIdentity?) {
+    mutating func giveBack(_ identity: TaskIdentity?) {
         guard let identity, identity.exclusive else { return }
-        _ = inUse.withLock { $0.remove(identity.uid) }
+        inUse.remove(identity.uid)
     }
 
     /// Why a uid range cannot be given to tasks: it includes root, or a user or group this host

@@ -51,19 +51,18 @@ public struct EventConsumer: Service {
 
     /// Moves deliveries from the broker into the inbox; resubscribes after a broker failure.
     func pump(into inbox: Inbox) async throws {
-        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        var retry = RetryLog("events consumer", logger: logger)
         while !Task.isCancelled && !inbox.isClosed {
             do {
                 let consumer = try await connection.consume(queue: Topology.eventsQueue, prefetch: prefetch)
-                backoff.reset()
+                retry.succeeded()
                 for try await delivery in consumer {
                     inbox.put(delivery)
                     if inbox.isClosed { break }
                 }
             } catch {
                 if Task.isCancelled || inbox.isClosed { return }
-                logger.warning("events consumer: \(error); subscribing again")
-                try? await Task.sleep(for: backoff.next())
+                await retry.failedAndWait(error)
             }
         }
     }
@@ -116,24 +115,17 @@ public struct EventConsumer: Service {
             logger.warning("\(repairs.count) events held values that cannot be stored as sent; stored repaired", metadata: ["first": "\(repairs[0])"])
         }
         guard !readable.isEmpty else { return }
-        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
-        var failing = false
-        while !Task.isCancelled {
-            do {
-                let started = ContinuousClock.now
-                let result = try await applyIsolating(events, now: now)
-                metrics.eventBatch.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-                record(result.tally)
-                for (event, reason) in result.refused {
-                    await deadLetter(event, reason: reason)
-                }
-                if failing { logger.info("events are written again") }
-                break
-            } catch {
-                if !failing { logger.error("cannot write events, will retry: \(error)") }
-                failing = true
-                try? await Task.sleep(for: backoff.next())
-            }
+        let written = await RetryLog.retrying("cannot write events", logger: logger, level: .error) {
+            let started = ContinuousClock.now
+            let result = try await applyIsolating(events, now: now)
+            metrics.eventBatch.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+            return result
+        }
+        // Cancelled before the events were written: unacked, the broker delivers them again.
+        guard let written else { return }
+        record(written.tally)
+        for (event, reason) in written.refused {
+            await deadLetter(event, reason: reason)
         }
         for delivery in readable {
             do {

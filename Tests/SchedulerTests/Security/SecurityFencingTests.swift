@@ -183,7 +183,7 @@ struct SecurityFencingTests {
             // The broker's counters lag up to its statistics interval (5 s); the first attempt
             // still runs long after that, so a 0 here can only be the cancelled one settled.
             try await lab.waitUntil(timeout: .seconds(14), "the cancelled delivery to be settled while the first still runs") { try unacked() == 0 }
-            #expect(lab.log(node).contains("dropping cancelled attempt \(waiting.attemptID)"))
+            #expect(lab.log(node).contains("dropping attempt \(waiting.attemptID): cancelled"))
             #expect(try await lab.broker.queueInfo(Topology.nodeQueue(id, .normal)).messageCount == 0, "nothing went back to the queue")
             try await expectNodeServing(node, id, lab)
         }

@@ -10,7 +10,7 @@ import TestSupport
 /// The fog node's own guarantees: limits, room, priority, acks at start, allow-list. Some tests
 /// publish attempts straight to the node's queues (no scheduler), and read its events.
 @Suite("Fog node (real process)", .serialized, TestServices.required)
-struct FogNodeTests {
+struct FogNodeSystemTests {
     static let port = 18_501
 
     func task(_ kind: String, seconds: Double? = nil, millicores: Int? = nil, mb: Int? = nil, cpu: Int = 100, memory: Int = 64,
