@@ -22,6 +22,15 @@ command -v swift >/dev/null || { echo "test: swift is not on PATH (expected /opt
 echo "== building (debug, with tests)"
 swift build --build-tests
 
+# The suites that need no server (the pure core, the simulator, the fog node's decisions and
+# sandbox parts, the client helpers) run first, in parallel: they share nothing.
+pure='^(FogCoreTests|FogSimulatorTests|FogNodeTests|ClientSupportTests)\.'
+if [ "${#selection[@]}" = 0 ] && [ "$#" = 0 ]; then
+  echo "== running the tests that need no server, in parallel"
+  swift test --skip-build --filter "$pure"
+  selection=(--skip "$pure")
+fi
+
 echo "== running tests against the test services"
 # Integration tests share the services and some kill their processes: run them one at a time.
 scripts/with-test-services.sh swift test --skip-build --no-parallel "${selection[@]}" "$@"

@@ -16,6 +16,10 @@ public final class Doorbell: Sendable {
 
     public init() {}
 
+    /// How many waits are parked on the bell now (for tests, which must ring only once every
+    /// waiter they start is parked).
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
     public func ring() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             if state.waiters.isEmpty {
