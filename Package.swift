@@ -57,9 +57,12 @@ let package = Package(
         // The discrete-event simulator that runs FogCore's placement policies on a virtual clock.
         .target(name: "FogSimulator", dependencies: ["FogCore", .product(name: "HeapModule", package: "swift-collections")]),
 
-        // What the three services share, without any client: reading FOG_* settings (and
-        // FOG_X_FILE), running programs, the connectivity check that each runs with its own probes.
-        .target(name: "ServiceSupport", dependencies: ["FogCore", "ClientSupport"]),
+        // Running a program with a deadline and its output captured: rabbitmqctl for clusterctl,
+        // the task's command for the fog node, the service binaries for the tests.
+        .target(name: "Spawn", dependencies: ["ClientSupport"]),
+        // What the three executables share, without any client: reading FOG_* settings (and
+        // FOG_X_FILE) and the `check` command that each runs with its own probes.
+        .target(name: "ServiceCommand", dependencies: ["FogCore"]),
         // The RabbitMQ topology of DESIGN.md §4, for those who declare it: the schedulers (and the tests).
         .target(name: "BrokerTopology", dependencies: ["FogCore", "AMQPClient"]),
 
@@ -73,7 +76,7 @@ let package = Package(
         .target(
             name: "ClusterCtl",
             dependencies: [
-                "FogCore", "RedisClient", "ServiceSupport", "ClientSupport", "Coordination",
+                "FogCore", "RedisClient", "Spawn", "ClientSupport", "Coordination",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
@@ -91,7 +94,7 @@ let package = Package(
         .target(
             name: "FogNode",
             dependencies: [
-                "FogCore", "AMQPClient", "RedisClient", "ServiceSupport", "ClientSupport", "CSandbox",
+                "FogCore", "AMQPClient", "RedisClient", "Spawn", "ClientSupport", "CSandbox",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -99,14 +102,14 @@ let package = Package(
         .executableTarget(
             name: "scheduler",
             dependencies: [
-                "Scheduler", "ServiceSupport", "PostgresClient", "AMQPClient", "RedisClient", "FogCore", "FogSimulator",
+                "Scheduler", "ServiceCommand", "PostgresClient", "AMQPClient", "RedisClient", "FogCore", "FogSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "fog-node",
             dependencies: [
-                "FogNode", "ServiceSupport", "FogCore", "AMQPClient", "RedisClient",
+                "FogNode", "ServiceCommand", "FogCore", "AMQPClient", "RedisClient",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "clusterctl",
             dependencies: [
-                "ClusterCtl", "ServiceSupport", "FogCore", "RedisClient",
+                "ClusterCtl", "ServiceCommand", "FogCore", "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -140,14 +143,14 @@ let package = Package(
         .testTarget(name: "FogNodeTests", dependencies: ["FogNode", "FogCore"]),
         .testTarget(
             name: "ClusterCtlTests",
-            dependencies: ["ClusterCtl", "ClientSupport", "TestSupport", "AMQPClient", "FogCore", "RedisClient", "ServiceSupport"]),
+            dependencies: ["ClusterCtl", "ClientSupport", "TestSupport", "AMQPClient", "FogCore", "RedisClient", "Spawn"]),
         .testTarget(
             name: "SchedulerTests",
             dependencies: [
                 "Scheduler", "FogNode", "TestSupport", "AMQPClient", "BrokerTopology", "FogCore", "PostgresClient", "RedisClient",
-                "ServiceSupport", .product(name: "Logging", package: "swift-log"),
+                "Spawn", "ServiceCommand", .product(name: "Logging", package: "swift-log"),
             ]),
         // Finds the real test services (FOG_TEST_* variables) and kills their processes.
-        .target(name: "TestSupport", dependencies: ["ServiceSupport", "FogCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Spawn", "FogCore"], path: "Tests/TestSupport"),
     ]
 )

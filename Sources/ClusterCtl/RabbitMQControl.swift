@@ -1,6 +1,6 @@
 import FogCore
 import Foundation
-import ServiceSupport
+import Spawn
 
 /// The RabbitMQ command-line tools clusterctl calls.
 public enum RabbitTool: String, Sendable {

@@ -2,7 +2,7 @@ import ClientSupport
 internal import CSandbox
 import FogCore
 import Foundation
-import ServiceSupport
+import Spawn
 import Synchronization
 
 /// How an attempt is confined: where its control groups go (created and removed on the

@@ -32,8 +32,9 @@ public enum ConnectivityCheck {
             let started = ContinuousClock.now
             do {
                 let detail = try await probe(environment)
-                let elapsed = ContinuousClock.now - started
-                lines.append(Line(service: service, ok: true, detail: "\(detail) (\(Int(elapsed.seconds * 1000)) ms)"))
+                let (seconds, attoseconds) = (ContinuousClock.now - started).components
+                let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+                lines.append(Line(service: service, ok: true, detail: "\(detail) (\(milliseconds) ms)"))
             } catch {
                 lines.append(Line(service: service, ok: false, detail: "\(error)"))
             }

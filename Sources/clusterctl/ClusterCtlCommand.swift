@@ -4,7 +4,7 @@ import FogCore
 import Foundation
 import Logging
 import RedisClient
-import ServiceSupport
+import ServiceCommand
 
 /// `clusterctl`: keeps the RabbitMQ cluster whole through Redis.
 @main

@@ -6,7 +6,7 @@ import Foundation
 import Logging
 import RedisClient
 import ServiceLifecycle
-import ServiceSupport
+import ServiceCommand
 
 /// `fog-node`: the executor that runs tasks on an edge host.
 @main

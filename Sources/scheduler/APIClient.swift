@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import ServiceSupport
+import ServiceCommand
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

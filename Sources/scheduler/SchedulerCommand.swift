@@ -8,7 +8,7 @@ import Logging
 import PostgresClient
 import RedisClient
 import Scheduler
-import ServiceSupport
+import ServiceCommand
 
 /// `scheduler`: the scheduler service and its operator commands.
 @main

@@ -2,7 +2,7 @@ import AMQPClient
 import FogCore
 import Foundation
 import RedisClient
-import ServiceSupport
+import Spawn
 import TestSupport
 import Testing
 

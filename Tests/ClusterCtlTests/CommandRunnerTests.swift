@@ -1,5 +1,5 @@
 import Foundation
-import ServiceSupport
+import Spawn
 import Testing
 
 /// The programs CommandRunner starts (rabbitmqctl for clusterctl; services.sh, epmd and

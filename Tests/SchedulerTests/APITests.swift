@@ -1,6 +1,6 @@
 import FogCore
 import Foundation
-import ServiceSupport
+import Spawn
 import TestSupport
 import Testing
 

@@ -6,7 +6,7 @@ import Logging
 import PostgresClient
 import RedisClient
 import Scheduler
-import ServiceSupport
+import Spawn
 import Testing
 import TestSupport
 #if canImport(FoundationNetworking)

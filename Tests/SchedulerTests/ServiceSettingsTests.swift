@@ -1,6 +1,6 @@
 import FogCore
 import Foundation
-import ServiceSupport
+import ServiceCommand
 import Testing
 
 /// FOG_X_FILE: how the Swarm stack hands secrets to the services (/run/secrets/...).

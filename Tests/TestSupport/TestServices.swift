@@ -1,5 +1,5 @@
 import Foundation
-import ServiceSupport
+import Spawn
 import Testing
 
 /// The real RabbitMQ, Redis and PostgreSQL started by `scripts/services.sh --profile test`,

@@ -3,7 +3,7 @@ import FogCore
 import Foundation
 import PostgresClient
 import RedisClient
-import ServiceSupport
+import Spawn
 import TestSupport
 import Testing
 
