@@ -14,7 +14,17 @@ build: install ## Build every product (debug)
 
 .PHONY: release
 release: install ## Build every product (release, the Swift runtime linked in, as in the images)
-	swift build -c release --static-swift-stdlib
+	@# One product at a time: a build of every target would take in TestSupport, which needs Testing.
+	for product in scheduler fog-node clusterctl fog-bench; do \
+	  swift build -c release --static-swift-stdlib --product $$product || exit 1; done
+
+.PHONY: lint
+lint: ## shellcheck every script, and hold the module graph against tools/architecture.json
+	scripts/lint.sh
+
+.PHONY: check-architecture
+check-architecture: release ## Hold the module graph and each binary's C libraries against tools/architecture.json
+	tools/check-architecture --binaries .build/release
 
 .PHONY: install
 install: ## Install the Debian packages the build and the local services need, when missing

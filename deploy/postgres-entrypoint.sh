@@ -5,7 +5,7 @@ set -eu
 if command -v docker-entrypoint.sh >/dev/null 2>&1; then
   exec docker-entrypoint.sh postgres
 fi
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+bin=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
 : "${PGDATA:?}" "${POSTGRES_USER:?}" "${POSTGRES_DB:?}" "${POSTGRES_PASSWORD_FILE:?}"
 mkdir -p "$PGDATA" /run/postgresql
 chown -R postgres:postgres "$(dirname "$PGDATA")" /run/postgresql

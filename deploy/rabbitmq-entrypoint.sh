@@ -39,6 +39,7 @@ fi
 export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-} -kernel net_ticktime 10"
 for peer in $(echo "${FOG_CLUSTER_NODES:-}" | tr , ' '); do
   [ "$peer" = "$node" ] && continue
+  # shellcheck disable=SC2086 # AS_RABBITMQ is a command line, split on purpose (POSIX sh has no arrays)
   timeout 20 $AS_RABBITMQ rabbitmqctl -n "$peer" -q eval "erlang:disconnect_node('$node')." >/dev/null 2>&1 \
     && echo "fog-rabbitmq-entrypoint: $peer holds no connection to an earlier $node now" || true
 done
@@ -59,6 +60,7 @@ boot_watchdog() {
     sleep 5
   done
   echo "fog-rabbitmq-entrypoint: $node did not boot within ${limit}s: halting it, to be started again"
+  # shellcheck disable=SC2086 # as above
   timeout 15 $AS_RABBITMQ rabbitmqctl -q eval 'erlang:halt(1).' >/dev/null 2>&1 || true
   # A VM that cannot even answer that: every Erlang VM in this container is this node's (or a
   # CLI call's, which can go too).

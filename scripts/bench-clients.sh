@@ -19,10 +19,10 @@ fi
 swift build -c release --static-swift-stdlib --product fog-bench
 
 run() {
-  local swift_out=() pika_out=() i
+  local swift_out=() pika_out=()
   # Queue on rmq1 for both; rounds alternate so neither always runs on a warmer broker.
   local url=${FOG_TEST_BROKER_URL%%,*}
-  for i in $(seq "$ROUNDS"); do
+  for _ in $(seq "$ROUNDS"); do
     swift_out+=("$(.build/release/fog-bench clients --broker-url "$url" --queue fog.bench.swift \
       --messages "$MESSAGES" --size "$SIZE" --window "$WINDOW" --prefetch "$PREFETCH" 2>/dev/null)")
     pika_out+=("$("$venv/bin/python" Benchmarks/pika/bench_pika.py --broker-url "$url" --queue fog.bench.pika \

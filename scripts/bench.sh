@@ -40,6 +40,7 @@ JSON_OUT=${BENCH_JSON:-$ROOT/docs/bench.json}
 SVG_OUT=${BENCH_SVG:-$ROOT/docs/bench.svg}
 NODES=(bench-a bench-b)
 
+# shellcheck disable=SC2034 # read by die() in the sourced lib/processes.sh
 SCRIPT_NAME=bench
 # shellcheck source=lib/processes.sh
 . "$ROOT/scripts/lib/processes.sh"
@@ -63,6 +64,7 @@ groups() { # the process groups whose use is measured
   echo "redis=$(pids_of "$SVC/redis/redis.pid")"
   echo "postgres=$(head -n1 "$SVC/pg/data/postmaster.pid" 2>/dev/null)"
 }
+# shellcheck disable=SC2046 # one argument per process group
 usage() { python3 "$ROOT/scripts/lib/proc_usage.py" "$1" $(groups); }
 pg_counter() { psql "$FOG_DATABASE_URL" -At -c "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"; }
 serialization_failures() { grep -c 'could not serialize access' "$SVC/pg/postgres.log" 2>/dev/null || true; }

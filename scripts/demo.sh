@@ -12,6 +12,7 @@ PORT=${FOG_DEMO_PORT:-8080}
 BIN="$ROOT/.build/debug"
 NODES=("edge-small zone-a 1000 512" "edge-medium zone-b 2000 1024" "edge-large zone-c 4000 2048")
 
+# shellcheck disable=SC2034 # read by die() in the sourced lib/processes.sh
 SCRIPT_NAME=demo
 # shellcheck source=lib/processes.sh
 . "$ROOT/scripts/lib/processes.sh"

@@ -27,6 +27,7 @@ NODES=("pi-a    zone-a 2000 2048  2.7  6.4"
        "nuc-c   zone-c 4000 8192  9    60"
        "edge-b  zone-b 8000 16384 70   220")
 
+# shellcheck disable=SC2034 # read by die() in the sourced lib/processes.sh
 SCRIPT_NAME=experiment
 # shellcheck source=lib/processes.sh
 . "$ROOT/scripts/lib/processes.sh"
@@ -82,7 +83,7 @@ wave() { # $1: policy, $2: wave number
     elif [ $p -lt 6 ]; then cpu=500; mem=$((1024 + RANDOM % 1025)); seconds=$((1 + RANDOM % 3))
     else cpu=100; mem=128; seconds="0.$((2 + RANDOM % 7))"; fi
     case $((RANDOM % 20)) in 0) class=critical ;; 1|2|3) class=high ;; 4|5|6|7|8|9|10|11|12|13) class=normal ;; *) class=low ;; esac
-    case $((RANDOM % 3)) in 0) origin=zone-a ;; 1) origin=zone-b ;; *) origin=zone-c ;; esac
+    case $((RANDOM % 3)) in 0) origin="zone-a" ;; 1) origin="zone-b" ;; *) origin="zone-c" ;; esac
     deadline=""
     [ "$class" = critical ] && deadline=", \"deadline\": \"$(date -u -d "@$((now + 3 + ${seconds%.*} * 2))" +%Y-%m-%dT%H:%M:%SZ)\""
     printf '%s{"name": "exp-%s-%s-%s-%s", "kind": "sleep", "args": {"seconds": %s}, "expected_s": %s, "class": "%s", "resources": {"cpu_millicores": %s, "memory_mb": %s}, "constraints": {"origin": "%s"}%s}' \

@@ -206,6 +206,7 @@ EOF
 
 rmq() { # rmq NODE COMMAND ARGS...: run a RabbitMQ CLI tool with the node's environment
   local node=$1; shift
+  # shellcheck source=/dev/null # written by this script, per node
   ( . "$(node_dir "$node")/env.sh"; "$@" )
 }
 
@@ -230,6 +231,7 @@ launch_node() { # the server script in the background, its own session, its outp
   rm -f "$dir/rabbit.pid"
   # Not -detached: that closes the output, so a node that dies while booting (say, a port in
   # use) would say nothing, and `wait` would sit out its whole timeout for a PID file.
+  # shellcheck source=/dev/null # written by this script, per node
   ( . "$dir/env.sh"; cd "$dir"; exec setsid --wait rabbitmq-server >"$dir/log/server.out" 2>&1 </dev/null ) &
   echo $! >"$dir/server.pid"
 }
@@ -352,6 +354,7 @@ start_agent() { # clusterctl run beside node $1, logging to its folder, PID reco
   pid_alive "$(pid_from "$pidfile")" && return 0
   find_clusterctl
   (
+    # shellcheck source=/dev/null # written by this script, per node
     . "$dir/env.sh"
     exec "$CLUSTERCTL" run --node "$node@localhost" \
       --redis-url "redis://clusterctl:$REDIS_CLUSTERCTL_PASS@127.0.0.1:$REDIS_PORT/0"

@@ -15,6 +15,7 @@ SOCK="unix://$STATE/docker.sock"
 BRIDGE=spk0 BRIDGE_NET=10.213.0 GW_BRIDGE=spk_gw GW_NET=10.213.1
 CGROUP=fogtest
 
+# shellcheck disable=SC2034 # read by die() in the sourced lib/processes.sh
 SCRIPT_NAME=swarm-engine
 # shellcheck source=lib/processes.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib/processes.sh"

@@ -28,6 +28,7 @@ TARGET=${FOG_TARGET:-swarm}
 PROFILE=${PROFILE:-dev}
 TAG=${FOG_IMAGE_TAG:-$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo local)}
 BASE_PACKAGES=rabbitmq-server,redis-server,postgresql,librabbitmq4,libhiredis0.14,libpq5,ca-certificates,procps,iproute2,netbase,tini,libstdc++6,libcurl4,libxml2
+# shellcheck disable=SC2034 # read by die() in the sourced lib/processes.sh
 SCRIPT_NAME=swarm
 # shellcheck source=lib/processes.sh
 . "$ROOT/scripts/lib/processes.sh"
@@ -119,7 +120,9 @@ SECRETS=(RABBITMQ_ERLANG_COOKIE MQ_ADMIN_PASS MQ_SCHEDULER_PASS MQ_NODE_PASS RED
 # Reads .env and the image names `images` chose, if there are any; checks nothing.
 read_env() {
   local file=${FOG_ENV_FILE:-$ROOT/.env}
+  # shellcheck source=/dev/null # the operator's .env
   if [ -f "$file" ]; then set -a; . "$file"; set +a; fi
+  # shellcheck source=/dev/null # written by images
   if [ -f "$STATE/images.env" ]; then set -a; . "$STATE/images.env"; set +a; fi
   MQ_ADMIN_USER=${MQ_ADMIN_USER:-admin}
   PG_USER=${PG_USER:-fog}
@@ -593,6 +596,7 @@ redis_clear_cluster() {
   confirm "This deletes clusterctl's state (rabbitmq:* keys); clusterctl elects a master again."
   local keys
   keys=$(redis_ --scan --pattern 'rabbitmq:*' | tr '\n' ' ')
+  # shellcheck disable=SC2086 # one argument per key
   [ -z "$keys" ] || redis_ DEL $keys >/dev/null
   say "removed: ${keys:-nothing}"
 }
@@ -607,6 +611,7 @@ postgres_create_db() { # creates the database if missing, then brings it to the 
     psql_ -d postgres -q -c "CREATE DATABASE \"$db\" OWNER \"$owner\"" && echo "created database $db"
   fi
   if local_target; then
+    # shellcheck source=/dev/null # the services' FOG_* URLs
     (source <(services env) && "$ROOT/.build/debug/scheduler" migrate)
   else
     EXEC_TIMEOUT=3600 in_service scheduler scheduler migrate # a migration of a large table takes its time
@@ -704,7 +709,7 @@ test_failover() {
   local n; n=$(replicas fog-node); n=${n##*/}
   fault "fog-node scaled from $n to $((n + 1))" "docker service scale -d ${STACK}_fog-node=$((n + 1)) >/dev/null" || failed=1
   fault "fog-node scaled back to $n" "docker service scale -d ${STACK}_fog-node=$n >/dev/null" || failed=1
-  echo "test-failover: $(( (SECONDS - started) )) s; $(sql "SELECT count(*) FROM tasks") tasks in the database"
+  echo "test-failover: $((SECONDS - started)) s; $(sql "SELECT count(*) FROM tasks") tasks in the database"
   return $failed
 }
 

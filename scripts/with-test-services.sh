@@ -21,6 +21,6 @@ stop_started() {
 }
 trap stop_started EXIT
 
-# shellcheck disable=SC1090
+# shellcheck source=/dev/null # written by services.sh up
 . "${FOG_SVC_STATE_DIR:-/var/tmp/fogscheduler/test}/env"
 "$@"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the scripts that run the system as plain processes (demo.sh, experiment.sh, bench.sh):
 # starting and stopping them by recorded PID, never by name. Source it; set SCRIPT_NAME first.
 
@@ -26,6 +27,7 @@ stop_pidfile() {
 start_bench_services() {
   mkdir -p "$STATE" && chmod 700 "$STATE"
   if ! "$ROOT/scripts/services.sh" status --profile bench >/dev/null 2>&1; then
+    # shellcheck disable=SC2034 # read by the caller's cleanup
     STARTED_SERVICES=1
     "$ROOT/scripts/services.sh" up --profile bench >&2
   fi

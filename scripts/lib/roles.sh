@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The fog nodes' rights on the broker and in Redis (docs/SECURITY.md), in one place for the local
 # services (services.sh) and the Swarm stack (swarm.sh). Source it.
 
