@@ -24,7 +24,7 @@ swift build --build-tests
 
 # The suites that need no server (the pure core, the simulator, the fog node's decisions and
 # sandbox parts, the client helpers) run first, in parallel: they share nothing.
-pure='^(FogCoreTests|FogSimulatorTests|FogNodeTests|ClientSupportTests)\.'
+pure='^((FogCoreTests|FogSimulatorTests|FogNodeTests|ClientSupportTests)\.|AMQPClientTests\.(AMQPConfigurationTests|ConfirmLedgerTests)/)'
 if [ "${#selection[@]}" = 0 ] && [ "$#" = 0 ]; then
   echo "== running the tests that need no server, in parallel"
   swift test --skip-build --filter "$pure"

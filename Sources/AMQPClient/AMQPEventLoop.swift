@@ -29,9 +29,7 @@ final class AMQPEventLoop: @unchecked Sendable {
     private var backoff: Backoff
     private var lastConnectError: AMQPError?
     private var everConnected = false
-    private var nextPublishTag: UInt64 = 1
-    private var pendingConfirms: [UInt64: PendingPublish] = [:]
-    private var oldestPendingTag: UInt64 = 1
+    private var confirms = ConfirmLedger<PublishTicket>()
     private var consumers: [String: ConsumerRecord] = [:]
     private var topology: [TopologyStep] = []
     private var stopped = false
@@ -144,7 +142,7 @@ final class AMQPEventLoop: @unchecked Sendable {
                 case .nothing: continue
                 case .confirm(let tag, let multiple, let ack): settleConfirms(upTo: tag, multiple: multiple, ack: ack)
                 case .returned(let code, let text, let exchange, let routingKey, let body):
-                    markReturned(code: code, text: text, exchange: exchange, routingKey: routingKey, body: body)
+                    confirms.returned(code: code, text: text, exchange: exchange, routingKey: routingKey, body: body)
                 case .delivery(let consumerTag, let delivery):
                     if let consumer = consumers[consumerTag] {
                         consumer.continuation.yield(delivery)
@@ -220,8 +218,8 @@ final class AMQPEventLoop: @unchecked Sendable {
                 self.session = session
                 endpointIndex = index
                 generation += 1
-                nextPublishTag = 1
-                oldestPendingTag = 1
+                // A new channel counts its confirms from 1 (teardown failed what the old one held).
+                failPendingConfirms(AMQPError(.connectionLost, "the connection was replaced before the broker confirmed"))
                 try restore(session)
                 logger.info(everConnected ? "reconnected to the broker" : "connected to the broker",
                             metadata: ["broker": "\(endpoint.displayName)"])
@@ -284,8 +282,6 @@ final class AMQPEventLoop: @unchecked Sendable {
             do {
                 try session?.openChannel(channel)
                 try session?.enableConfirms()
-                nextPublishTag = 1
-                oldestPendingTag = 1
             } catch let reopenError as AMQPError {
                 teardown(reopenError)
             } catch {}
@@ -320,45 +316,19 @@ final class AMQPEventLoop: @unchecked Sendable {
                 batch.fail(from: index, error)
                 return teardown(error)
             }
-            pendingConfirms[nextPublishTag] = PendingPublish(message: message, batch: batch, index: index)
-            nextPublishTag += 1
+            confirms.published(exchange: message.exchange, routingKey: message.routingKey, body: message.body,
+                               ticket: PublishTicket(batch: batch, index: index))
         }
     }
 
     private func settleConfirms(upTo tag: UInt64, multiple: Bool, ack: Bool) {
-        let first = multiple ? oldestPendingTag : tag
-        guard first <= tag else { return }
-        for current in first...tag {
-            guard let pending = pendingConfirms.removeValue(forKey: current) else { continue }
-            let outcome: PublishOutcome
-            if let returned = pending.returned {
-                outcome = .returned(replyCode: returned.code, replyText: returned.text)
-            } else {
-                outcome = ack ? .ack : .nack
-            }
-            pending.batch.settle(pending.index, .success(outcome))
-        }
-        while oldestPendingTag < nextPublishTag && pendingConfirms[oldestPendingTag] == nil { oldestPendingTag += 1 }
-    }
-
-    /// basic.return names no delivery tag; it arrives before the confirm of the message it
-    /// returns, in publish order, so it belongs to the oldest unconfirmed message with the
-    /// same exchange, routing key and body that has not been returned yet.
-    private func markReturned(code: Int, text: String, exchange: String, routingKey: String, body: [UInt8]) {
-        guard oldestPendingTag < nextPublishTag else { return }
-        for tag in oldestPendingTag..<nextPublishTag {
-            guard var pending = pendingConfirms[tag], pending.returned == nil,
-                pending.message.exchange == exchange, pending.message.routingKey == routingKey, pending.message.body == body
-            else { continue }
-            pending.returned = (code, text)
-            pendingConfirms[tag] = pending
-            return
+        for settled in confirms.confirmed(upTo: tag, multiple: multiple, ack: ack) {
+            settled.ticket.batch.settle(settled.ticket.index, .success(settled.outcome))
         }
     }
 
     private func failPendingConfirms(_ error: AMQPError) {
-        for pending in pendingConfirms.values { pending.batch.settle(pending.index, .failure(error)) }
-        pendingConfirms.removeAll()
+        for ticket in confirms.reset() { ticket.batch.settle(ticket.index, .failure(error)) }
     }
 
     // MARK: Consumers
@@ -397,12 +367,10 @@ final class AMQPEventLoop: @unchecked Sendable {
     }
 }
 
-/// One unconfirmed publish.
-struct PendingPublish {
-    let message: OutgoingMessage
+/// Whom to tell when a publish is confirmed: its batch, and its place in it.
+struct PublishTicket {
     let batch: PublishBatch
     let index: Int
-    var returned: (code: Int, text: String)?
 }
 
 /// A consumer that lives across reconnects.
