@@ -6,13 +6,14 @@ import PostgresClient
 import TestSupport
 import Testing
 
-/// Places every pending task on one node.
-struct OneNodePlanner: DispatchPlanner {
-    let node: String
-    /// The node's life (its registration's started_at), when the test gives one.
-    var life: Double? = nil
-    mutating func plan(_ tasks: [TaskStore.PendingTask]) -> [TaskStore.PlanStep] {
-        tasks.map { _ in .place(node: node, score: PlacementScore(policy: "test", total: 1, terms: [:], candidates: 1), nodeStartedAt: life) }
+extension TaskStore {
+    /// A dispatch round onto one live node with room for every test task; `life` is the
+    /// node's registration `started_at` (none when not given).
+    func dispatch(epoch: Int, limit: Int, onto node: String, life: Double? = nil) async throws -> (attempts: [QueuedAttempt], placement: BatchPlacement) {
+        let info = FogNodeInfo(id: node, capacity: Resources(cpuMillicores: 1_000_000, memoryMB: 1_000_000, storageMB: 1_000_000),
+                               zone: "zone-a", startedAt: life ?? 0)
+        let placement = BatchPlacement(policy: FirstFitPolicy(), candidates: [NodeCandidate(info: info)])
+        return try await dispatch(epoch: epoch, limit: limit, placement: placement, at: Date().timeIntervalSince1970)
     }
 }
 
@@ -50,7 +51,7 @@ struct TaskStoreTests {
         try await withStore { store, lab in
             try await store.raiseFence(to: 1)
             let task = try await store.submit([TaskSpec(name: "t", kind: .noop)])[0].task
-            let attempt = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            let attempt = try await store.dispatch(epoch: 1, limit: 10, onto: "n1").attempts[0]
             let batch = [event(attempt, .started), event(attempt, .finished, .succeeded)]
             #expect(try await store.apply(batch, retry: RetryPolicy()).applied == 2)
             let again = try await store.apply(batch, retry: RetryPolicy())
@@ -67,11 +68,11 @@ struct TaskStoreTests {
         try await withStore { store, lab in
             try await store.raiseFence(to: 7)
             _ = try await store.submit([TaskSpec(name: "t", kind: .noop)])
-            await #expect(throws: StaleLeader.self) { try await store.dispatch(epoch: 6, limit: 10, planner: OneNodePlanner(node: "n1")) }
+            await #expect(throws: StaleLeader.self) { try await store.dispatch(epoch: 6, limit: 10, onto: "n1") }
             await #expect(throws: StaleLeader.self) { try await store.takeBackAttempts(onLostNode: "n1", epoch: 6, retry: RetryPolicy()) }
             #expect(try await lab.scalar("SELECT count(*) FROM attempts") == 0)
             #expect(try await lab.statusCounts() == ["pending": 1])
-            #expect(try await store.dispatch(epoch: 7, limit: 10, planner: OneNodePlanner(node: "n1")).attempts.count == 1)
+            #expect(try await store.dispatch(epoch: 7, limit: 10, onto: "n1").attempts.count == 1)
         }
     }
 
@@ -80,11 +81,11 @@ struct TaskStoreTests {
         try await withStore { store, lab in
             try await store.raiseFence(to: 1)
             let task = try await store.submit([TaskSpec(name: "t", kind: .noop)])[0].task
-            let first = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "lost")).attempts[0]
+            let first = try await store.dispatch(epoch: 1, limit: 10, onto: "lost").attempts[0]
             _ = try await store.apply([event(first, .started)], retry: RetryPolicy())
             #expect(try await store.takeBackAttempts(onLostNode: "lost", epoch: 1, retry: RetryPolicy(base: .milliseconds(1), cap: .milliseconds(1))) == 1)
             try await Task.sleep(for: .milliseconds(20))
-            let second = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n2")).attempts[0]
+            let second = try await store.dispatch(epoch: 1, limit: 10, onto: "n2").attempts[0]
             #expect(second.message.attempt == 2)
             let late = try await store.apply([event(first, .finished, .succeeded)], retry: RetryPolicy())
             #expect(late.ignored == 1)
@@ -101,7 +102,7 @@ struct TaskStoreTests {
         try await withStore { store, _ in
             try await store.raiseFence(to: 1)
             _ = try await store.submit((0..<3).map { TaskSpec(name: "t\($0)", kind: .noop) })
-            let attempts = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts
+            let attempts = try await store.dispatch(epoch: 1, limit: 10, onto: "n1").attempts
             try #require(attempts.count == 3)
             let restart = Date().timeIntervalSince1970
             func started(_ attempt: TaskStore.QueuedAttempt, at: Double) -> TaskEvent {
@@ -126,9 +127,9 @@ struct TaskStoreTests {
         try await withStore { store, _ in
             try await store.raiseFence(to: 1)
             _ = try await store.submit((0..<2).map { TaskSpec(name: "old\($0)", kind: .noop) })
-            let old = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1", life: 1_000.25)).attempts
+            let old = try await store.dispatch(epoch: 1, limit: 10, onto: "n1", life: 1_000.25).attempts
             _ = try await store.submit([TaskSpec(name: "new", kind: .noop)])
-            let new = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1", life: 2_000.5)).attempts
+            let new = try await store.dispatch(epoch: 1, limit: 10, onto: "n1", life: 2_000.5).attempts
             try #require(old.count == 2 && new.count == 1)
             #expect(old.map(\.message.nodeStartedAt) == [1_000.25, 1_000.25])
             // Republished unconfirmed attempts carry their life too.
@@ -142,7 +143,7 @@ struct TaskStoreTests {
             for attempt in old + new { statuses.append(try await store.task(attempt.message.taskID)?.attempts?.first?.status) }
             #expect(statuses == [.lost, .lost, .queued])
             // Placed again at once, not counted as a failure.
-            #expect(try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1", life: 2_000.5)).attempts.count == 2)
+            #expect(try await store.dispatch(epoch: 1, limit: 10, onto: "n1", life: 2_000.5).attempts.count == 2)
         }
     }
 
@@ -152,11 +153,11 @@ struct TaskStoreTests {
             try await store.raiseFence(to: 1)
             let task = try await store.submit([TaskSpec(name: "t", kind: .noop, maxAttempts: 2)])[0].task
             let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(200))
-            let first = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            let first = try await store.dispatch(epoch: 1, limit: 10, onto: "n1").attempts[0]
             _ = try await store.apply([event(first, .started), event(first, .finished, .failed)], retry: retry)
-            #expect(try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts.isEmpty, "backoff holds it")
+            #expect(try await store.dispatch(epoch: 1, limit: 10, onto: "n1").attempts.isEmpty, "backoff holds it")
             try await Task.sleep(for: .milliseconds(250))
-            let second = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            let second = try await store.dispatch(epoch: 1, limit: 10, onto: "n1").attempts[0]
             _ = try await store.apply([event(second, .started), event(second, .finished, .timedOut)], retry: retry)
             let stored = try #require(try await store.task(task.id))
             #expect(stored.status == .dead)
@@ -170,7 +171,7 @@ struct TaskStoreTests {
         try await withStore { store, _ in
             try await store.raiseFence(to: 1)
             let task = try await store.submit([TaskSpec(name: "t", kind: .sleep, timeoutSeconds: 0.05)])[0].task
-            let attempt = try await store.dispatch(epoch: 1, limit: 10, planner: OneNodePlanner(node: "n1")).attempts[0]
+            let attempt = try await store.dispatch(epoch: 1, limit: 10, onto: "n1").attempts[0]
             _ = try await store.apply([event(attempt, .started)], retry: RetryPolicy())
             #expect(try await store.endOverdueAttempts(epoch: 1, grace: .milliseconds(200), retry: RetryPolicy()).isEmpty, "within its grace")
             try await Task.sleep(for: .milliseconds(400))

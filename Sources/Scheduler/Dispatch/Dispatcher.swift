@@ -101,10 +101,9 @@ public struct Dispatcher: Service {
                               active: reservations[node.info.id]?.active ?? 0, order: order, queued: node.load?.queued ?? 0)
             }
         placement.activeByKey = placement.limiter.maxActive == nil ? [:] : try await store.activeByAffinityKey()
-        let (attempts, planner) = try await store.dispatch(
-            epoch: epoch, limit: configuration.dispatchBatch,
-            planner: PolicyPlanner(placement: placement, now: Date().timeIntervalSince1970))
-        placement = planner.placement
+        let attempts: [TaskStore.QueuedAttempt]
+        (attempts, placement) = try await store.dispatch(
+            epoch: epoch, limit: configuration.dispatchBatch, placement: placement, at: Date().timeIntervalSince1970)
         guard !attempts.isEmpty else { return 0 }
         publish(attempts, started)
         return attempts.count

@@ -5,12 +5,6 @@ import PostgresClient
 private struct Placed: Encodable { let task_id: UUID, attempt_id: UUID, number: Int, node: String, score: PlacementScore, node_started_at: Double? }
 private struct Waiting: Encodable { let id: UUID, reason: String }
 
-/// Decides where pending tasks go, inside the dispatch transaction; a value, so that its
-/// state (room left per node, a round-robin position) comes back to the caller.
-public protocol DispatchPlanner: Sendable {
-    mutating func plan(_ tasks: [TaskStore.PendingTask]) -> [TaskStore.PlanStep]
-}
-
 extension TaskStore {
     /// What queued and running attempts hold on one node.
     public struct Reservation: Sendable, Equatable {
@@ -49,13 +43,6 @@ extension TaskStore {
         public let pendingReason: String?
     }
 
-    /// What placement decided for one pending task.
-    public enum PlanStep: Sendable {
-        /// `nodeStartedAt`: the node's registration `started_at` (its life) when it was chosen.
-        case place(node: String, score: PlacementScore, nodeStartedAt: Double? = nil)
-        case wait(reason: String)
-    }
-
     /// An attempt written as queued, to be published.
     public struct QueuedAttempt: Sendable {
         public let message: TaskMessage
@@ -63,18 +50,23 @@ extension TaskStore {
     }
 
     /// Takes up to `limit` pending tasks whose time has come, in dispatch order (class,
-    /// deadline, age), locked with SKIP LOCKED; `plan` decides for each; the placements are
-    /// written as queued attempts under the leader fence. A stale `epoch` writes nothing and
-    /// throws `StaleLeader`.
-    public func dispatch<P: DispatchPlanner>(epoch: Int, limit: Int, planner: P) async throws -> (attempts: [QueuedAttempt], planner: P) {
+    /// deadline, age), locked with SKIP LOCKED; `placement` (FogCore's, the code the simulator
+    /// runs) decides for each at `now` (seconds since 1970); the placements are written as
+    /// queued attempts under the leader fence, each with the life of its node (the
+    /// candidate's `startedAt`). A stale `epoch` writes nothing and throws `StaleLeader`.
+    /// Returns the attempts to publish, and `placement` with the room the batch took (and a
+    /// policy's own state, such as a round-robin position) for the next round.
+    public func dispatch(epoch: Int, limit: Int, placement: BatchPlacement, at now: Double) async throws
+        -> (attempts: [QueuedAttempt], placement: BatchPlacement)
+    {
         try await pool.withTransaction { tx in
-            var planner = planner
+            var placement = placement
             let rows = try await tx.query("""
                 SELECT id, spec::text, attempt_count, pending_reason FROM tasks
                 WHERE status = 'pending' AND (not_before IS NULL OR not_before <= now())
                 ORDER BY class, deadline, created_at LIMIT $1 FOR UPDATE SKIP LOCKED
                 """, [limit]).rows
-            if rows.isEmpty { return ([], planner) }
+            if rows.isEmpty { return ([], placement) }
             // One row that cannot be read (a spec edited by hand, a bad restore) ends as failed
             // with the reason; it never stops the round for the others.
             var unreadable: [Waiting] = []
@@ -98,14 +90,17 @@ extension TaskStore {
                     SELECT u.id, 'unreadable', 'failed', jsonb_build_object('reason', u.reason) FROM u
                     """, [Self.jsonParameter(unreadable)])
             }
-            let steps = planner.plan(pending)
+            let decisions = placement.place(pending.map(\.spec), at: now)
+            // Each message says which life of its node it was placed in (TaskMessage.nodeStartedAt).
+            let lives = Dictionary(placement.candidates.map { ($0.info.id, $0.info.startedAt) }) { a, _ in a }
 
             var placed: [Placed] = []
             var waiting: [Waiting] = []
             var queued: [QueuedAttempt] = []
-            for (task, step) in zip(pending, steps) {
-                switch step {
-                case .place(let node, let score, let life):
+            for (task, decision) in zip(pending, decisions) {
+                switch decision {
+                case .place(let node, let score):
+                    let life = lives[node].flatMap { $0 > 0 ? $0 : nil }
                     let attempt = Placed(task_id: task.id, attempt_id: UUID(), number: task.attemptCount + 1, node: node, score: score,
                                          node_started_at: life)
                     placed.append(attempt)
@@ -144,7 +139,7 @@ extension TaskStore {
                     FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, reason text) WHERE t.id = w.id
                     """, [Self.jsonParameter(waiting)])
             }
-            return (queued, planner)
+            return (queued, placement)
         }
     }
 
