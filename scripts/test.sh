@@ -23,8 +23,11 @@ echo "== building (debug, with tests)"
 swift build --build-tests
 
 # The suites that need no server (the pure core, the simulator, the fog node's decisions and
-# sandbox parts, the client helpers) run first, in parallel: they share nothing.
-pure='^((FogCoreTests|FogSimulatorTests|FogNodeTests|ClientSupportTests)\.|AMQPClientTests\.(AMQPConfigurationTests|ConfirmLedgerTests)/)'
+# sandbox parts, the client helpers, the AMQP confirm ledger, settings and API codes) run
+# first, in parallel: they share nothing.
+pure='^((FogCoreTests|FogSimulatorTests|FogNodeTests|ClientSupportTests)\.'
+pure+='|AMQPClientTests\.(AMQPConfigurationTests|ConfirmLedgerTests)/'
+pure+='|SchedulerTests\.(APIErrorCodeTests|PlacementSettingsTests|SettingsFuzzTests|ServiceSettingsTests)/)'
 if [ "${#selection[@]}" = 0 ] && [ "$#" = 0 ]; then
   echo "== running the tests that need no server, in parallel"
   swift test --skip-build --filter "$pure"

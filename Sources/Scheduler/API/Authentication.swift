@@ -1,4 +1,5 @@
 import Hummingbird
+import Foundation
 
 /// The request context of the API: Hummingbird's core storage and the caller's scope.
 public struct SchedulerRequestContext: RequestContext {
@@ -8,6 +9,15 @@ public struct SchedulerRequestContext: RequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+    }
+
+    /// Every response body is JSON through this encoder (Hummingbird's `ResponseEncodable`):
+    /// sorted keys, slashes as they are. A value that cannot be encoded throws, and the
+    /// error mapping answers a logged 500, never an empty 200.
+    public var responseEncoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return encoder
     }
 
     /// Refuses a read-only caller.

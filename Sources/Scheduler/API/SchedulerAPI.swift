@@ -23,7 +23,7 @@ public struct SchedulerAPI: Sendable {
     public func router() -> Router<SchedulerRequestContext> {
         let router = Router(context: SchedulerRequestContext.self)
         router.add(middleware: ErrorMapping(logger: logger))
-        router.get("/healthz") { _, _ in json(["status": "ok"]) }
+        router.get("/healthz") { _, _ in Health(status: "ok") }
         router.get("/readyz") { _, _ in try await readiness() }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -36,8 +36,8 @@ public struct SchedulerAPI: Sendable {
         v1.post("tasks") { request, context in try await submit(request, context) }
         v1.get("tasks") { request, context in try await list(request, context) }
         v1.get("tasks/:id") { _, context in
-            guard let task = try await store.task(try taskID(context)) else { throw APIError(.notFound, "not_found", "no such task") }
-            return json(context.scope == .write ? task : task.redacted)
+            guard let task = try await store.task(try taskID(context)) else { throw APIError(.notFound, .notFound, "no such task") }
+            return context.scope == .write ? task : task.redacted
         }
         v1.post("tasks/:id/cancel") { _, context in try await cancel(try taskID(context), context) }
         v1.get("nodes") { _, _ in try await nodes() }
@@ -48,13 +48,13 @@ public struct SchedulerAPI: Sendable {
     func submit(_ request: Request, _ context: SchedulerRequestContext) async throws -> Response {
         try context.requireWrite()
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
-            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the task as application/json")
+            throw APIError(.unsupportedMediaType, .unsupportedMediaType, "send the task as application/json")
         }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: configuration.maxBodyBytes)
         } catch {
-            throw APIError(.contentTooLarge, "body_too_large", "the body is larger than \(configuration.maxBodyBytes) bytes")
+            throw APIError(.contentTooLarge, .bodyTooLarge, "the body is larger than \(configuration.maxBodyBytes) bytes")
         }
         let (specs, isBatch) = try SubmitBody.specs(from: Array(buffer: body))
         // A task that no registered node could hold even when empty is refused now rather than
@@ -76,10 +76,11 @@ public struct SchedulerAPI: Sendable {
         metrics.submitted.increment(by: Int64(created))
         if created > 0 { self.context.nudge.signal() }
         if isBatch {
-            struct Batch: Encodable { let tasks: [TaskRecord]; let created: Int }
-            return json(Batch(tasks: stored.map(\.task), created: created), status: created > 0 ? .created : .ok)
+            struct Batch: ResponseEncodable { let tasks: [TaskRecord]; let created: Int }
+            return try EditedResponse(status: created > 0 ? .created : .ok, response: Batch(tasks: stored.map(\.task), created: created))
+                .response(from: request, context: context)
         }
-        return json(stored[0].task, status: stored[0].created ? .created : .ok)
+        return try EditedResponse(status: stored[0].created ? .created : .ok, response: stored[0].task).response(from: request, context: context)
     }
 
     /// Refuses what no registered node could ever hold, and what no live node can finish by its
@@ -93,7 +94,7 @@ public struct SchedulerAPI: Sendable {
             }
         }
         if !fields.isEmpty {
-            throw APIError(.unprocessableContent, "cannot_fit", "no registered fog node could ever run this; nothing was stored", fields: fields)
+            throw APIError(.unprocessableContent, .cannotFit, "no registered fog node could ever run this; nothing was stored", fields: fields)
         }
         let live = entries.compactMap { $0.alive ? $0.info : nil }
         let now = Date().timeIntervalSince1970
@@ -102,12 +103,14 @@ public struct SchedulerAPI: Sendable {
             if let risk = risks[index] { fields[isBatch ? "tasks[\(index)].deadline" : "deadline"] = risk }
         }
         if !fields.isEmpty {
-            throw APIError(.unprocessableContent, "deadline_unreachable", "no live fog node can meet the deadline; nothing was stored", fields: fields)
+            throw APIError(.unprocessableContent, .deadlineUnreachable, "no live fog node can meet the deadline; nothing was stored", fields: fields)
         }
         return risks
     }
 
-    func list(_ request: Request, _ context: SchedulerRequestContext) async throws -> Response {
+    struct Page: ResponseEncodable { let tasks: [TaskRecord]; let next_cursor: String? }
+
+    func list(_ request: Request, _ context: SchedulerRequestContext) async throws -> Page {
         let query = request.uri.queryParameters
         var fields: [String: String] = [:]
         var filter = TaskStore.Filter()
@@ -129,19 +132,18 @@ public struct SchedulerAPI: Sendable {
             cursor = TaskStore.Cursor(token: String(text))
             if cursor == nil { fields["cursor"] = "is not a cursor this API returned" }
         }
-        guard fields.isEmpty else { throw APIError(.badRequest, "invalid_query", "the query is invalid", fields: fields) }
+        guard fields.isEmpty else { throw APIError(.badRequest, .invalidQuery, "the query is invalid", fields: fields) }
         let page = try await store.tasks(filter, limit: limit, after: cursor)
-        struct Page: Encodable { let tasks: [TaskRecord]; let next_cursor: String? }
-        return json(Page(tasks: context.scope == .write ? page.tasks : page.tasks.map(\.redacted), next_cursor: page.next?.token))
+        return Page(tasks: context.scope == .write ? page.tasks : page.tasks.map(\.redacted), next_cursor: page.next?.token)
     }
 
-    func cancel(_ id: UUID, _ context: SchedulerRequestContext) async throws -> Response {
+    func cancel(_ id: UUID, _ context: SchedulerRequestContext) async throws -> TaskRecord {
         try context.requireWrite()
         switch try await store.cancel(id) {
         case .notFound:
-            throw APIError(.notFound, "not_found", "no such task")
+            throw APIError(.notFound, .notFound, "no such task")
         case .alreadyEnded(let status):
-            throw APIError(.conflict, "already_ended", "the task has already ended as \(status.rawValue)")
+            throw APIError(.conflict, .alreadyEnded, "the task has already ended as \(status.rawValue)")
         case .cancelled(let attempt, let node):
             if let attempt, let node {
                 do {
@@ -150,15 +152,17 @@ public struct SchedulerAPI: Sendable {
                     logger.warning("task \(id) cancelled, but its node \(node) could not be told: \(error); the scheduler ignores whatever it reports")
                 }
             }
-            guard let task = try await store.task(id) else { throw APIError(.notFound, "not_found", "no such task") }
-            return json(task)
+            guard let task = try await store.task(id) else { throw APIError(.notFound, .notFound, "no such task") }
+            return task
         }
     }
 
-    func nodes() async throws -> Response {
+    struct Nodes: ResponseEncodable { let nodes: [NodeRecord] }
+
+    func nodes() async throws -> Nodes {
         let entries: [NodeDirectory.Entry]
         do { entries = try await directory.entries() } catch {
-            throw APIError(.serviceUnavailable, "redis_unavailable", "the node registry (Redis) cannot be reached")
+            throw APIError(.serviceUnavailable, .redisUnavailable, "the node registry (Redis) cannot be reached")
         }
         let reservations = try await store.reservations()
         let now = Date().timeIntervalSince1970
@@ -169,33 +173,38 @@ public struct SchedulerAPI: Sendable {
                 reserved: reservations[entry.id]?.resources ?? .zero, activeAttempts: reservations[entry.id]?.active ?? 0,
                 load: entry.load, heartbeatAgeSeconds: entry.load.map { max(0, now - $0.at) }, problem: entry.problem)
         }
-        struct Nodes: Encodable { let nodes: [NodeRecord] }
-        return json(Nodes(nodes: records))
+        return Nodes(nodes: records)
     }
 
-    func stats() async throws -> Response {
+    struct Stats: ResponseEncodable {
+        let tasks: TaskStore.Stats
+        let nodes_registered: Int?
+        let nodes_alive: Int?
+        let leader: String?
+        let instance: String
+    }
+
+    func stats() async throws -> Stats {
         let stats = try await store.stats()
         let entries = try? await directory.entries()
         let leader = try? await redis.get(FogKeys.schedulerLeader)
-        struct Stats: Encodable {
-            let tasks: TaskStore.Stats
-            let nodes_registered: Int?
-            let nodes_alive: Int?
-            let leader: String?
-            let instance: String
-        }
-        return json(Stats(tasks: stats, nodes_registered: entries?.count, nodes_alive: entries?.filter(\.alive).count,
-                          leader: leader, instance: configuration.instanceID))
+        return Stats(tasks: stats, nodes_registered: entries?.count, nodes_alive: entries?.filter(\.alive).count,
+                     leader: leader, instance: configuration.instanceID)
     }
 
-    func readiness() async throws -> Response {
+    struct Health: ResponseEncodable { let status: String }
+
+    /// `/readyz`: each dependency's state, "ok" or why not.
+    struct Readiness: ResponseEncodable { let status: String; let database: String; let broker: String; let redis: String }
+
+    func readiness() async throws -> EditedResponse<Readiness> {
         func check(_ body: @escaping @Sendable () async throws -> Void) async -> String {
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await body() }
                     group.addTask {
                         try await Task.sleep(for: .seconds(2))
-                        throw APIError(.serviceUnavailable, "timeout", "no answer within 2 s")
+                        throw APIError(.serviceUnavailable, .timeout, "no answer within 2 s")
                     }
                     try await group.next()
                     group.cancelAll()
@@ -209,24 +218,16 @@ public struct SchedulerAPI: Sendable {
         let broker = await check { _ = try await publisher.connection.currentBroker() }
         let redisState = await check { try await redis.ping() }
         let ready = [database, broker, redisState].allSatisfy { $0 == "ok" }
-        return json(["status": ready ? "ready" : "not ready", "database": database, "broker": broker, "redis": redisState],
-                    status: ready ? .ok : .serviceUnavailable)
+        return EditedResponse(status: ready ? .ok : .serviceUnavailable,
+                              response: Readiness(status: ready ? "ready" : "not ready", database: database, broker: broker, redis: redisState))
     }
 
     func taskID(_ context: SchedulerRequestContext) throws -> UUID {
         guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else {
-            throw APIError(.badRequest, "invalid_id", "a task id is a UUID", fields: ["id": "must be a UUID"])
+            throw APIError(.badRequest, .invalidID, "a task id is a UUID", fields: ["id": "must be a UUID"])
         }
         return id
     }
-}
-
-/// A JSON response.
-func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-    let body = (try? encoder.encode(value)).map { Array($0) } ?? []
-    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }
 
 /// Turns every error a handler throws into the API's error shape: 4xx as they are, the
@@ -241,7 +242,7 @@ struct ErrorMapping: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch let error as HTTPError {
-            throw APIError(error.status, error.status == .notFound ? "not_found" : "http_\(error.status.code)",
+            throw APIError(error.status, .http(error.status),
                            error.body ?? error.status.reasonPhrase)
         } catch {
             let mapped = APIError.from(error)
@@ -254,3 +255,6 @@ struct ErrorMapping: RouterMiddleware {
         }
     }
 }
+
+/// A task is answered as it is stored (`GET /v1/tasks/:id`, a cancel, a submit).
+extension TaskRecord: ResponseEncodable {}

@@ -29,20 +29,20 @@ enum SubmitBody: Decodable {
             let field = WireFormat.field(of: error)
             if case .dataCorrupted = error, field.isEmpty {
                 let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-                throw APIError(.badRequest, "invalid_json", "the body is not valid JSON (UTF-8)" + (detail.map { ": \($0)" } ?? ""))
+                throw APIError(.badRequest, .invalidJSON, "the body is not valid JSON (UTF-8)" + (detail.map { ": \($0)" } ?? ""))
             }
-            throw APIError(.badRequest, "invalid_field_type", WireFormat.describe(error),
+            throw APIError(.badRequest, .invalidFieldType, WireFormat.describe(error),
                            fields: [field.isEmpty ? "body" : field: WireFormat.describe(error)])
         }
         switch parsed {
         case .one(let request):
             do { return ([try request.validated()], false) } catch {
-                throw APIError(.unprocessableContent, "invalid_task", "the task is invalid: \(error)", fields: error.fields)
+                throw APIError(.unprocessableContent, .invalidTask, "the task is invalid: \(error)", fields: error.fields)
             }
         case .batch(let requests):
-            guard !requests.isEmpty else { throw APIError(.unprocessableContent, "invalid_task", "the batch is empty", fields: ["tasks": "must hold 1 to \(TaskLimits.maxBatch) tasks"]) }
+            guard !requests.isEmpty else { throw APIError(.unprocessableContent, .invalidTask, "the batch is empty", fields: ["tasks": "must hold 1 to \(TaskLimits.maxBatch) tasks"]) }
             guard requests.count <= TaskLimits.maxBatch else {
-                throw APIError(.unprocessableContent, "batch_too_large", "a batch holds at most \(TaskLimits.maxBatch) tasks",
+                throw APIError(.unprocessableContent, .batchTooLarge, "a batch holds at most \(TaskLimits.maxBatch) tasks",
                                fields: ["tasks": "must hold 1 to \(TaskLimits.maxBatch) tasks, not \(requests.count)"])
             }
             var specs: [TaskSpec] = []
@@ -53,11 +53,11 @@ enum SubmitBody: Decodable {
                 }
             }
             guard fields.isEmpty else {
-                throw APIError(.unprocessableContent, "invalid_task", "\(Set(fields.keys.map { $0.prefix { $0 != "." } }).count) tasks of the batch are invalid; none was stored", fields: fields)
+                throw APIError(.unprocessableContent, .invalidTask, "\(Set(fields.keys.map { $0.prefix { $0 != "." } }).count) tasks of the batch are invalid; none was stored", fields: fields)
             }
             let keys = specs.compactMap(\.idempotencyKey)
             if Set(keys).count != keys.count {
-                throw APIError(.unprocessableContent, "invalid_task", "an idempotency key appears twice in the batch", fields: ["tasks": "idempotency keys must be unique"])
+                throw APIError(.unprocessableContent, .invalidTask, "an idempotency key appears twice in the batch", fields: ["tasks": "idempotency keys must be unique"])
             }
             return (specs, true)
         }
