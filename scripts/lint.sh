@@ -11,7 +11,7 @@ if ! command -v shellcheck >/dev/null; then
   # A fresh machine may have no package lists yet.
   install 2>/dev/null || { apt-get update -qq && install; }
 fi
-mapfile -t scripts < <(printf '%s\n' scripts/*.sh scripts/lib/*.sh scripts/swarm/*.sh deploy/*.sh .ci/run)
+mapfile -t scripts < <(printf '%s\n' scripts/*.sh scripts/lib/*.sh scripts/swarm/*.sh scripts/services/*.sh deploy/*.sh .ci/run)
 shellcheck -x "${scripts[@]}"
 echo "lint: shellcheck clean (${#scripts[@]} scripts)"
 tools/check-architecture
