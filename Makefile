@@ -19,7 +19,7 @@ release: install ## Build every product (release, the Swift runtime linked in, a
 	  swift build -c release --static-swift-stdlib --product $$product || exit 1; done
 
 .PHONY: lint
-lint: ## shellcheck every script, and hold the module graph against tools/architecture.json
+lint: ## shellcheck every script, swift format lint the sources, and hold the module graph against tools/architecture.json
 	scripts/lint.sh
 
 .PHONY: check-architecture

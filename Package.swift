@@ -132,7 +132,9 @@ let package = Package(
             path: "Benchmarks/fog-bench"),
 
         .testTarget(name: "ClientSupportTests", dependencies: ["ClientSupport"]),
-        .testTarget(name: "CoordinationTests", dependencies: ["Coordination", "FogCore", "RedisClient", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "CoordinationTests",
+            dependencies: ["Coordination", "FogCore", "RedisClient", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AMQPClientTests", dependencies: ["AMQPClient", "TestSupport"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"]),

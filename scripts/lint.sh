@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make lint: shellcheck over every shell script of the project (settings in .shellcheckrc), and
-# the module graph against tools/architecture.json (without the binaries: make
-# check-architecture builds them). Installs Debian's shellcheck when it is missing.
+# make lint: shellcheck over every shell script of the project (settings in .shellcheckrc),
+# swift format lint over the Swift sources (.swift-format), and the module graph against
+# tools/architecture.json (without the binaries: make check-architecture builds them).
+# Installs Debian's shellcheck when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +15,8 @@ fi
 mapfile -t scripts < <(printf '%s\n' scripts/*.sh scripts/lib/*.sh scripts/swarm/*.sh scripts/services/*.sh deploy/*.sh .ci/run)
 shellcheck -x "${scripts[@]}"
 echo "lint: shellcheck clean (${#scripts[@]} scripts)"
+# The Swift sources against .swift-format (swift-format's defaults but for AlwaysUseLowerCamelCase:
+# the snake_case fields are JSON keys and SQL recordset columns, named as on the wire).
+swift format lint --strict --recursive --parallel Sources Tests Package.swift
+echo "lint: swift format clean"
 tools/check-architecture

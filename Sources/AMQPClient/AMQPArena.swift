@@ -6,7 +6,7 @@ import Foundation
 final class AMQPArena {
     private var allocations: [UnsafeMutableRawPointer] = []
 
-    deinit { allocations.forEach { $0.deallocate() } }
+    deinit { for allocation in allocations { allocation.deallocate() } }
 
     /// A binary-safe copy of `bytes`.
     func bytes<C: Collection<UInt8>>(_ bytes: C) -> amqp_bytes_t {

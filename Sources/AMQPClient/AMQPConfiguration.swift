@@ -1,5 +1,5 @@
-import Foundation
 import ClientSupport
+import Foundation
 
 /// One broker address parsed from `amqp://user:password@host:port/vhost?heartbeat=30` or
 /// `amqps://...?cacertfile=...&certfile=...&keyfile=...&verify=verify_peer`.

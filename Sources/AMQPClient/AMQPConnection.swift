@@ -51,8 +51,10 @@ public final class AMQPConnection: Sendable {
     // MARK: Topology
 
     /// Declares an exchange (and declares it again after every reconnect).
-    public func declareExchange(_ name: String, kind: ExchangeKind, durable: Bool = true, autoDelete: Bool = false,
-                                arguments: AMQPTable = [:]) async throws {
+    public func declareExchange(
+        _ name: String, kind: ExchangeKind, durable: Bool = true, autoDelete: Bool = false,
+        arguments: AMQPTable = [:]
+    ) async throws {
         let step = TopologyStep(key: "exchange \(name)") {
             try $0.declareExchange(name, kind: kind, durable: durable, autoDelete: autoDelete, arguments: arguments)
         }
@@ -64,14 +66,18 @@ public final class AMQPConnection: Sendable {
 
     /// Declares a queue (and again after every reconnect); returns its counts.
     @discardableResult
-    public func declareQueue(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
-                             arguments: AMQPTable = [:]) async throws -> QueueInfo {
+    public func declareQueue(
+        _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
+        arguments: AMQPTable = [:]
+    ) async throws -> QueueInfo {
         let step = TopologyStep(key: "queue \(name)") {
-            _ = try $0.declareQueue(name, passive: false, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments)
+            _ = try $0.declareQueue(
+                name, passive: false, durable: durable, exclusive: exclusive, autoDelete: autoDelete, arguments: arguments)
         }
         return try await loop.perform { loop, session in
-            let info = try session.declareQueue(name, passive: false, durable: durable, exclusive: exclusive,
-                                                autoDelete: autoDelete, arguments: arguments)
+            let info = try session.declareQueue(
+                name, passive: false, durable: durable, exclusive: exclusive,
+                autoDelete: autoDelete, arguments: arguments)
             loop.record(step)
             return info
         }
@@ -125,10 +131,14 @@ public final class AMQPConnection: Sendable {
         try await publish([message])[0].get()
     }
 
-    public func publish(_ body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties = .json,
-                        mandatory: Bool = true) async throws -> PublishOutcome {
-        try await publish(OutgoingMessage(exchange: exchange, routingKey: routingKey, body: body,
-                                          properties: properties, mandatory: mandatory))
+    public func publish(
+        _ body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties = .json,
+        mandatory: Bool = true
+    ) async throws -> PublishOutcome {
+        try await publish(
+            OutgoingMessage(
+                exchange: exchange, routingKey: routingKey, body: body,
+                properties: properties, mandatory: mandatory))
     }
 
     /// Publishes all messages without waiting between them, then waits for every confirm.
@@ -139,9 +149,10 @@ public final class AMQPConnection: Sendable {
         return await withCheckedContinuation { continuation in
             let batch = PublishBatch(count: messages.count, continuation: continuation)
             guard !messages.isEmpty else { return }
-            loop.submit(AMQPEventLoop.Command(
-                run: { loop in loop.publish(messages, batch: batch) },
-                fail: { error in batch.failAll(error) }))
+            loop.submit(
+                AMQPEventLoop.Command(
+                    run: { loop in loop.publish(messages, batch: batch) },
+                    fail: { error in batch.failAll(error) }))
         }
     }
 

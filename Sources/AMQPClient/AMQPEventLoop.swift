@@ -73,21 +73,22 @@ final class AMQPEventLoop: @unchecked Sendable {
     /// Runs `body` on the loop thread with a connected session and returns its result.
     func perform<T: Sendable>(_ body: @escaping @Sendable (AMQPEventLoop, AMQPSession) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-            submit(Command(
-                run: { loop in
-                    guard let session = loop.session else {
-                        return continuation.resume(throwing: AMQPError(.connectionLost, "not connected"))
-                    }
-                    do {
-                        continuation.resume(returning: try body(loop, session))
-                    } catch let error as AMQPError {
-                        continuation.resume(throwing: error)
-                        loop.teardownIfFatal(error)
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                },
-                fail: { continuation.resume(throwing: $0) }))
+            submit(
+                Command(
+                    run: { loop in
+                        guard let session = loop.session else {
+                            return continuation.resume(throwing: AMQPError(.connectionLost, "not connected"))
+                        }
+                        do {
+                            continuation.resume(returning: try body(loop, session))
+                        } catch let error as AMQPError {
+                            continuation.resume(throwing: error)
+                            loop.teardownIfFatal(error)
+                        } catch {
+                            continuation.resume(throwing: error)
+                        }
+                    },
+                    fail: { continuation.resume(throwing: $0) }))
         }
     }
 
@@ -120,7 +121,7 @@ final class AMQPEventLoop: @unchecked Sendable {
                     continue
                 }
                 guard connectRound() else {
-                    batch.forEach { $0.fail(lastConnectError ?? AMQPError(.connectionFailed, "no broker reachable")) }
+                    for command in batch { command.fail(lastConnectError ?? AMQPError(.connectionFailed, "no broker reachable")) }
                     waitForWake(timeout: backoff.next())
                     continue
                 }
@@ -149,15 +150,16 @@ final class AMQPEventLoop: @unchecked Sendable {
                     } else if consumers.values.contains(where: { $0.channel == delivery.channel }) {
                         _ = session.settle(channel: delivery.channel, tag: delivery.tag, .reject(requeue: true))
                     }
-                    // Otherwise its consumer was cancelled and its channel closed: rabbitmq-c
-                    // queued the delivery while it waited for cancel-ok or close-ok. The broker
-                    // puts it back by itself, and a reject on the closed channel would make it
-                    // close the whole connection (504 CHANNEL_ERROR, "expected 'channel.open'").
+                // Otherwise its consumer was cancelled and its channel closed: rabbitmq-c
+                // queued the delivery while it waited for cancel-ok or close-ok. The broker
+                // puts it back by itself, and a reject on the closed channel would make it
+                // close the whole connection (504 CHANNEL_ERROR, "expected 'channel.open'").
                 case .consumerCancelled(_, let consumerTag):
                     if let consumer = consumers.removeValue(forKey: consumerTag) {
                         logger.warning("the broker cancelled a consumer", metadata: ["queue": "\(consumer.queue)"])
-                        consumer.continuation.finish(throwing: AMQPError(
-                            .consumerCancelled, "the broker cancelled the consumer of '\(consumer.queue)' (queue deleted?)"))
+                        consumer.continuation.finish(
+                            throwing: AMQPError(
+                                .consumerCancelled, "the broker cancelled the consumer of '\(consumer.queue)' (queue deleted?)"))
                         session.closeChannel(consumer.channel)
                     }
                 case .channelClosed(let channel, let error):
@@ -177,8 +179,10 @@ final class AMQPEventLoop: @unchecked Sendable {
         let heartbeat = session.endpoint.heartbeat
         var timeout = heartbeat > .zero ? min(heartbeat / 4, .seconds(1)) : .seconds(1)
         if wakeFD < 0 { timeout = .milliseconds(10) }
-        var fds = [pollfd(fd: session.fileDescriptor, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: session.fileDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+        ]
         _ = poll(&fds, 2, Int32(timeout.seconds * 1000))
         drainWake()
     }
@@ -197,7 +201,7 @@ final class AMQPEventLoop: @unchecked Sendable {
     private func finish(_ batch: [Command]) {
         stopped = true
         let closed = AMQPError(.closed, "the connection was closed")
-        batch.forEach { $0.fail(closed) }
+        for command in batch { command.fail(closed) }
         failPendingConfirms(closed)
         for consumer in consumers.values { consumer.continuation.finish() }
         consumers.removeAll()
@@ -221,8 +225,9 @@ final class AMQPEventLoop: @unchecked Sendable {
                 // A new channel counts its confirms from 1 (teardown failed what the old one held).
                 failPendingConfirms(AMQPError(.connectionLost, "the connection was replaced before the broker confirmed"))
                 try restore(session)
-                logger.info(everConnected ? "reconnected to the broker" : "connected to the broker",
-                            metadata: ["broker": "\(endpoint.displayName)"])
+                logger.info(
+                    everConnected ? "reconnected to the broker" : "connected to the broker",
+                    metadata: ["broker": "\(endpoint.displayName)"])
                 everConnected = true
                 lastConnectError = nil
                 backoff.reset()
@@ -250,8 +255,9 @@ final class AMQPEventLoop: @unchecked Sendable {
         for step in topology { try step.apply(session) }
         for consumer in consumers.values {
             do {
-                try session.startConsumer(channel: consumer.channel, queue: consumer.queue, tag: consumer.tag,
-                                          prefetch: consumer.prefetch, arguments: consumer.arguments)
+                try session.startConsumer(
+                    channel: consumer.channel, queue: consumer.queue, tag: consumer.tag,
+                    prefetch: consumer.prefetch, arguments: consumer.arguments)
             } catch let error as AMQPError where error.code == .channelClosed {
                 consumers[consumer.tag] = nil
                 consumer.continuation.finish(throwing: error)
@@ -316,8 +322,9 @@ final class AMQPEventLoop: @unchecked Sendable {
                 batch.fail(from: index, error)
                 return teardown(error)
             }
-            confirms.published(exchange: message.exchange, routingKey: message.routingKey, body: message.body,
-                               ticket: PublishTicket(batch: batch, index: index))
+            confirms.published(
+                exchange: message.exchange, routingKey: message.routingKey, body: message.body,
+                ticket: PublishTicket(batch: batch, index: index))
         }
     }
 
@@ -333,8 +340,10 @@ final class AMQPEventLoop: @unchecked Sendable {
 
     // MARK: Consumers
 
-    func addConsumer(queue: String, prefetch: UInt16, arguments: AMQPTable,
-                     continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation) throws -> String {
+    func addConsumer(
+        queue: String, prefetch: UInt16, arguments: AMQPTable,
+        continuation: AsyncThrowingStream<AMQPDelivery, Error>.Continuation
+    ) throws -> String {
         guard let session else { throw AMQPError(.connectionLost, "not connected") }
         let used = Set(consumers.values.map(\.channel))
         guard let channel = (UInt16(3)...UInt16(2047)).first(where: { !used.contains($0) }) else {
@@ -342,8 +351,9 @@ final class AMQPEventLoop: @unchecked Sendable {
         }
         let tag = "fog-\(configuration.connectionName)-\(channel)-\(UUID().uuidString.prefix(8))"
         try session.startConsumer(channel: channel, queue: queue, tag: tag, prefetch: prefetch, arguments: arguments)
-        consumers[tag] = ConsumerRecord(tag: tag, queue: queue, channel: channel, prefetch: prefetch,
-                                        arguments: arguments, continuation: continuation)
+        consumers[tag] = ConsumerRecord(
+            tag: tag, queue: queue, channel: channel, prefetch: prefetch,
+            arguments: arguments, continuation: continuation)
         return tag
     }
 

@@ -99,12 +99,16 @@ final class AMQPSession {
         if let error = session.replyError(login, doing: "log in") {
             switch error.replyCode {
             case 403?:
-                throw AMQPError(.authenticationFailed, "\(where_): the broker refused user '\(endpoint.user)': \(error.message)", replyCode: 403)
+                throw AMQPError(
+                    .authenticationFailed, "\(where_): the broker refused user '\(endpoint.user)': \(error.message)", replyCode: 403)
             case 530?:
-                throw AMQPError(.authenticationFailed, "\(where_): vhost '\(endpoint.vhost)' does not exist or is not allowed for user '\(endpoint.user)'", replyCode: 530)
+                throw AMQPError(
+                    .authenticationFailed,
+                    "\(where_): vhost '\(endpoint.vhost)' does not exist or is not allowed for user '\(endpoint.user)'", replyCode: 530)
             default:
                 if error.code == .connectionLost {
-                    throw AMQPError(.authenticationFailed, "\(where_): the broker closed the connection during login (wrong user, password or vhost?)")
+                    throw AMQPError(
+                        .authenticationFailed, "\(where_): the broker closed the connection during login (wrong user, password or vhost?)")
                 }
                 throw AMQPError(.connectionFailed, "\(where_): login failed: \(error.message)", replyCode: error.replyCode)
             }
@@ -160,20 +164,25 @@ final class AMQPSession {
     func declareExchange(_ name: String, kind: ExchangeKind, durable: Bool, autoDelete: Bool, arguments: AMQPTable) throws {
         let arena = AMQPArena()
         _ = try control("declare exchange '\(name)'") { state, channel in
-            amqp_exchange_declare(state, channel, arena.bytes(name), arena.bytes(kind.rawValue), 0,
-                                  durable ? 1 : 0, autoDelete ? 1 : 0, 0, arena.table(arguments))
+            amqp_exchange_declare(
+                state, channel, arena.bytes(name), arena.bytes(kind.rawValue), 0,
+                durable ? 1 : 0, autoDelete ? 1 : 0, 0, arena.table(arguments))
         }
     }
 
-    func declareQueue(_ name: String, passive: Bool, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: AMQPTable) throws -> QueueInfo {
+    func declareQueue(_ name: String, passive: Bool, durable: Bool, exclusive: Bool, autoDelete: Bool, arguments: AMQPTable) throws
+        -> QueueInfo
+    {
         let arena = AMQPArena()
         let ok = try control(passive ? "inspect queue '\(name)'" : "declare queue '\(name)'") { state, channel in
-            amqp_queue_declare(state, channel, arena.bytes(name), passive ? 1 : 0, durable ? 1 : 0,
-                               exclusive ? 1 : 0, autoDelete ? 1 : 0, arena.table(arguments))
+            amqp_queue_declare(
+                state, channel, arena.bytes(name), passive ? 1 : 0, durable ? 1 : 0,
+                exclusive ? 1 : 0, autoDelete ? 1 : 0, arena.table(arguments))
         }
         guard let ok else { throw AMQPError(.library, "queue.declare for '\(name)' returned no reply") }
-        return QueueInfo(name: ok.pointee.queue.string, messageCount: Int(ok.pointee.message_count),
-                         consumerCount: Int(ok.pointee.consumer_count))
+        return QueueInfo(
+            name: ok.pointee.queue.string, messageCount: Int(ok.pointee.message_count),
+            consumerCount: Int(ok.pointee.consumer_count))
     }
 
     func bindQueue(_ queue: String, exchange: String, routingKey: String, arguments: AMQPTable) throws {
@@ -216,8 +225,9 @@ final class AMQPSession {
         guard reply.reply.id == AMQP_BASIC_GET_OK_METHOD else { return nil }
         let ok = reply.reply.decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
         let (body, properties) = try readContent(channel: Self.controlChannel)
-        return AMQPDelivery(body: body, properties: properties, exchange: ok.exchange.string, routingKey: ok.routing_key.string,
-                            redelivered: ok.redelivered != 0, tag: ok.delivery_tag, channel: Self.controlChannel, generation: generation)
+        return AMQPDelivery(
+            body: body, properties: properties, exchange: ok.exchange.string, routingKey: ok.routing_key.string,
+            redelivered: ok.redelivered != 0, tag: ok.delivery_tag, channel: Self.controlChannel, generation: generation)
     }
 
     // MARK: Consumers
@@ -252,11 +262,16 @@ final class AMQPSession {
         guard let state else { return AMQP_STATUS_CONNECTION_CLOSED.rawValue }
         let arena = AMQPArena()
         var properties = arena.properties(message.properties)
-        return amqp_basic_publish(state, Self.publishChannel, arena.bytes(message.exchange), arena.bytes(message.routingKey),
-                                  message.mandatory ? 1 : 0, 0, &properties, arena.bytes(message.body))
+        return amqp_basic_publish(
+            state, Self.publishChannel, arena.bytes(message.exchange), arena.bytes(message.routingKey),
+            message.mandatory ? 1 : 0, 0, &properties, arena.bytes(message.body))
     }
 
-    enum Settlement { case ack(multiple: Bool), nack(multiple: Bool, requeue: Bool), reject(requeue: Bool) }
+    enum Settlement {
+        case ack(multiple: Bool)
+        case nack(multiple: Bool, requeue: Bool)
+        case reject(requeue: Bool)
+    }
 
     func settle(channel: UInt16, tag: UInt64, _ settlement: Settlement) -> Int32 {
         guard let state else { return AMQP_STATUS_CONNECTION_CLOSED.rawValue }
@@ -297,11 +312,15 @@ final class AMQPSession {
         switch frame.payload.method.id {
         case AMQP_BASIC_DELIVER_METHOD:
             let deliver = decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
-            let consumerTag = deliver.consumer_tag.string, exchange = deliver.exchange.string, routingKey = deliver.routing_key.string
+            let consumerTag = deliver.consumer_tag.string
+            let exchange = deliver.exchange.string
+            let routingKey = deliver.routing_key.string
             let (body, properties) = try readContent(channel: frame.channel)
-            return .delivery(consumerTag: consumerTag, AMQPDelivery(
-                body: body, properties: properties, exchange: exchange, routingKey: routingKey,
-                redelivered: deliver.redelivered != 0, tag: deliver.delivery_tag, channel: frame.channel, generation: generation))
+            return .delivery(
+                consumerTag: consumerTag,
+                AMQPDelivery(
+                    body: body, properties: properties, exchange: exchange, routingKey: routingKey,
+                    redelivered: deliver.redelivered != 0, tag: deliver.delivery_tag, channel: frame.channel, generation: generation))
         case AMQP_BASIC_ACK_METHOD:
             let ack = decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
             return .confirm(tag: ack.delivery_tag, multiple: ack.multiple != 0, ack: true)
@@ -310,8 +329,10 @@ final class AMQPSession {
             return .confirm(tag: nack.delivery_tag, multiple: nack.multiple != 0, ack: false)
         case AMQP_BASIC_RETURN_METHOD:
             let returned = decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
-            let code = Int(returned.reply_code), text = returned.reply_text.string
-            let exchange = returned.exchange.string, routingKey = returned.routing_key.string
+            let code = Int(returned.reply_code)
+            let text = returned.reply_text.string
+            let exchange = returned.exchange.string
+            let routingKey = returned.routing_key.string
             let (body, _) = try readContent(channel: frame.channel)
             return .returned(replyCode: code, replyText: text, exchange: exchange, routingKey: routingKey, body: body)
         case AMQP_BASIC_CANCEL_METHOD:
@@ -326,8 +347,9 @@ final class AMQPSession {
             let close = decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
             var closeOK = amqp_connection_close_ok_t()
             _ = amqp_send_method(state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &closeOK)
-            throw AMQPError(.connectionLost, "\(endpoint.displayName): the broker closed the connection: \(close.reply_text.string)",
-                            replyCode: Int(close.reply_code))
+            throw AMQPError(
+                .connectionLost, "\(endpoint.displayName): the broker closed the connection: \(close.reply_text.string)",
+                replyCode: Int(close.reply_code))
         default:
             return .nothing
         }
@@ -379,8 +401,9 @@ final class AMQPSession {
                     var closeOK = amqp_connection_close_ok_t()
                     _ = amqp_send_method(state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &closeOK)
                 }
-                return AMQPError(.connectionLost, "cannot \(what): the broker closed the connection: \(close.reply_text.string)",
-                                 replyCode: Int(close.reply_code))
+                return AMQPError(
+                    .connectionLost, "cannot \(what): the broker closed the connection: \(close.reply_text.string)",
+                    replyCode: Int(close.reply_code))
             }
             return AMQPError(.library, "cannot \(what): unexpected server method \(reply.reply.id)")
         default:

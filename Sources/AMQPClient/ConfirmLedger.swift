@@ -53,7 +53,8 @@ struct ConfirmLedger<Ticket> {
         var settled: [Settled] = []
         for current in first...last {
             guard let entry = pending.removeValue(forKey: current) else { continue }
-            let outcome: PublishOutcome = entry.returned.map { .returned(replyCode: $0.code, replyText: $0.text) }
+            let outcome: PublishOutcome =
+                entry.returned.map { .returned(replyCode: $0.code, replyText: $0.text) }
                 ?? (ack ? .ack : .nack)
             settled.append(Settled(ticket: entry.ticket, outcome: outcome))
         }

@@ -39,8 +39,9 @@ public enum TopologyDeclarations {
         properties.headers[Topology.deadReasonHeader] = .string(String(reason.prefix(500)))
         properties.headers["x-fog-original-routing-key"] = .string(delivery.routingKey)
         let outcome = try await connection.publish(
-            OutgoingMessage(exchange: Topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body,
-                            properties: properties))
+            OutgoingMessage(
+                exchange: Topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body,
+                properties: properties))
         guard outcome.isAck else { throw AMQPError(.publishRefused, "fog.dead refused a dead letter: \(outcome)") }
     }
 }

@@ -16,8 +16,10 @@ public struct RetryLog: Sendable {
     /// The text of the failure logged last, nil when the last try succeeded.
     public private(set) var failing: String?
 
-    public init(_ what: String, logger: Logger, level: Logger.Level = .warning,
-                backoff: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))) {
+    public init(
+        _ what: String, logger: Logger, level: Logger.Level = .warning,
+        backoff: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+    ) {
         self.what = what
         self.logger = logger
         self.level = level
@@ -46,9 +48,11 @@ public struct RetryLog: Sendable {
 
     /// Runs `operation` until it returns, waiting a backoff between failures; nil when the task
     /// is cancelled first.
-    public static func retrying<T: Sendable>(_ what: String, logger: Logger, level: Logger.Level = .warning,
-                                             backoff: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5)),
-                                             _ operation: () async throws -> T) async -> T? {
+    public static func retrying<T: Sendable>(
+        _ what: String, logger: Logger, level: Logger.Level = .warning,
+        backoff: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5)),
+        _ operation: () async throws -> T
+    ) async -> T? {
         var retry = RetryLog(what, logger: logger, level: level, backoff: backoff)
         while !Task.isCancelled {
             do {

@@ -137,9 +137,10 @@ public struct ClusterAgent: Sendable {
         guard !members.isEmpty else { return [] }
         let replies = try await redis.pipeline(members.map { ["GET", ClusterKeys.heartbeat($0)] })
         let now = Int(Date().timeIntervalSince1970)
-        return Set(zip(members, replies).filter { _, reply in
-            reply.string.flatMap { Int($0) }.map { (0...now + 86_400).contains($0) } ?? false
-        }.map(\.0))
+        return Set(
+            zip(members, replies).filter { _, reply in
+                reply.string.flatMap { Int($0) }.map { (0...now + 86_400).contains($0) } ?? false
+            }.map(\.0))
     }
 
     // MARK: Membership
@@ -206,7 +207,8 @@ public struct ClusterAgent: Sendable {
         guard configuration.listener != nil else { return true }
         let now = ContinuousClock.now
         if shared.lastFullLook.withLock({ last in last.map { now - $0 >= configuration.membershipCheckInterval } ?? true }) { return true }
-        return isMaster && shared.lastReplicationCheck.withLock { last in last.map { now - $0 >= configuration.queueReplicationInterval } ?? true }
+        return isMaster
+            && shared.lastReplicationCheck.withLock { last in last.map { now - $0 >= configuration.queueReplicationInterval } ?? true }
     }
 
     private func listenerAnswers() async -> Bool {
@@ -254,8 +256,9 @@ public struct ClusterAgent: Sendable {
         for target in QueueReplication.nodesToGrow(queues, running: running) {
             let short = queues.filter { !$0.members.contains(target) }.map(\.name)
             try await rabbit.growQueues(onto: target)
-            logger.notice("grew quorum queues onto a member they lacked",
-                          metadata: ["member": "\(target)", "queues": "\(short.count)", "first": "\(short.prefix(3))"])
+            logger.notice(
+                "grew quorum queues onto a member they lacked",
+                metadata: ["member": "\(target)", "queues": "\(short.count)", "first": "\(short.prefix(3))"])
         }
     }
 

@@ -45,7 +45,8 @@ public struct ClusterCtlConfiguration: Sendable {
             throw fail("the heartbeat TTL (\(heartbeatTTL)) must be longer than its interval (\(heartbeatInterval))")
         }
         guard membershipCheckInterval >= heartbeatInterval else {
-            throw fail("the membership check interval (\(membershipCheckInterval)) must be at least the heartbeat interval (\(heartbeatInterval))")
+            throw fail(
+                "the membership check interval (\(membershipCheckInterval)) must be at least the heartbeat interval (\(heartbeatInterval))")
         }
         guard queueReplicationInterval > .zero else {
             throw fail("the queue replication interval (\(queueReplicationInterval)) must be positive")

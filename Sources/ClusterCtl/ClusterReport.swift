@@ -32,7 +32,9 @@ public struct ClusterReport: Codable, Sendable {
     public var healthy: Bool { checks.allSatisfy(\.ok) }
 
     /// Reads Redis, then RabbitMQ's view from the first of `nodes` that answers.
-    public static func gather(redis: RedisConnection, rabbit: any RabbitMQControl, nodes: [String], heartbeatTTL: Duration) async -> ClusterReport {
+    public static func gather(redis: RedisConnection, rabbit: any RabbitMQControl, nodes: [String], heartbeatTTL: Duration) async
+        -> ClusterReport
+    {
         var report = ClusterReport()
         var redisMembers: Set<String> = []
         do {
@@ -55,12 +57,21 @@ public struct ClusterReport: Codable, Sendable {
             report.rabbitNodes = status.nodes.sorted()
             report.rabbitRunning = status.runningNodes.sorted()
             let down = status.nodes.subtracting(status.runningNodes).sorted()
-            report.checks.append(Check(ok: down.isEmpty, name: "rabbitmq",
-                                       detail: "\(status.runningNodes.count)/\(status.nodes.count) nodes running" + (down.isEmpty ? "" : ", down: \(down.joined(separator: ", "))")))
-            report.checks.append(Check(ok: status.partitionedNodes.isEmpty, name: "partitions",
-                                       detail: status.partitionedNodes.isEmpty ? "none" : "reported by \(status.partitionedNodes.sorted().joined(separator: ", "))"))
+            report.checks.append(
+                Check(
+                    ok: down.isEmpty, name: "rabbitmq",
+                    detail: "\(status.runningNodes.count)/\(status.nodes.count) nodes running"
+                        + (down.isEmpty ? "" : ", down: \(down.joined(separator: ", "))")))
+            report.checks.append(
+                Check(
+                    ok: status.partitionedNodes.isEmpty, name: "partitions",
+                    detail: status.partitionedNodes.isEmpty
+                        ? "none" : "reported by \(status.partitionedNodes.sorted().joined(separator: ", "))"))
         } else {
-            report.checks.append(Check(ok: false, name: "rabbitmq", detail: "no node answered rabbitmqctl cluster_status (\((nodes + redisMembers.sorted()).joined(separator: ", ")))"))
+            report.checks.append(
+                Check(
+                    ok: false, name: "rabbitmq",
+                    detail: "no node answered rabbitmqctl cluster_status (\((nodes + redisMembers.sorted()).joined(separator: ", ")))"))
         }
 
         let now = Int(Date().timeIntervalSince1970)
@@ -68,10 +79,13 @@ public struct ClusterReport: Codable, Sendable {
         let beats = (try? await redis.pipeline(everyone.map { ["GET", ClusterKeys.heartbeat($0)] })) ?? []
         for (index, node) in everyone.enumerated() {
             // A stamp from Redis is outside input: one that is not a time of this era is no heartbeat.
-            let stamp = index < beats.count ? beats[index].string.flatMap { Int($0) }.flatMap { (0...now + 86_400).contains($0) ? $0 : nil } : nil
-            report.members.append(Member(node: node, inRedis: redisMembers.contains(node), heartbeatAge: stamp.map { max(0, now - $0) },
-                                         inRabbitMQCluster: status?.nodes.contains(node) ?? false,
-                                         running: status?.runningNodes.contains(node) ?? false))
+            let stamp =
+                index < beats.count ? beats[index].string.flatMap { Int($0) }.flatMap { (0...now + 86_400).contains($0) ? $0 : nil } : nil
+            report.members.append(
+                Member(
+                    node: node, inRedis: redisMembers.contains(node), heartbeatAge: stamp.map { max(0, now - $0) },
+                    inRabbitMQCluster: status?.nodes.contains(node) ?? false,
+                    running: status?.runningNodes.contains(node) ?? false))
         }
         if status != nil && report.checks.first?.ok == true {
             for member in report.members {
@@ -80,12 +94,18 @@ public struct ClusterReport: Codable, Sendable {
                     member.inRabbitMQCluster ? nil : "registered in Redis but not in RabbitMQ's cluster",
                     member.heartbeatAge == nil ? "no heartbeat (expired after \(heartbeatTTL))" : nil,
                 ].compactMap { $0 }
-                report.checks.append(Check(ok: problems.isEmpty, name: "member \(member.node)",
-                                           detail: problems.isEmpty ? "heartbeat \(member.heartbeatAge!)s ago" : problems.joined(separator: "; ")))
+                report.checks.append(
+                    Check(
+                        ok: problems.isEmpty, name: "member \(member.node)",
+                        detail: problems.isEmpty ? "heartbeat \(member.heartbeatAge!)s ago" : problems.joined(separator: "; ")))
             }
             let master = report.master
-            report.checks.append(Check(ok: master.map { status!.runningNodes.contains($0) } ?? false, name: "master",
-                                       detail: master.map { "\($0)" + (report.epoch.map { " (epoch \($0))" } ?? "") + (status!.runningNodes.contains($0) ? "" : ", not running") } ?? "none elected"))
+            report.checks.append(
+                Check(
+                    ok: master.map { status!.runningNodes.contains($0) } ?? false, name: "master",
+                    detail: master.map {
+                        "\($0)" + (report.epoch.map { " (epoch \($0))" } ?? "") + (status!.runningNodes.contains($0) ? "" : ", not running")
+                    } ?? "none elected"))
         }
         return report
     }
@@ -100,9 +120,10 @@ public struct ClusterReport: Codable, Sendable {
             let redisColumn = member.inRedis ? "member" : "missing"
             let beat = member.heartbeatAge.map { "\($0)s ago" } ?? "expired"
             let rabbit = member.inRabbitMQCluster ? (member.running ? "running" : "down") : "not in cluster"
-            lines.append(member.node.padding(toLength: 28, withPad: " ", startingAt: 0)
-                         + redisColumn.padding(toLength: 11, withPad: " ", startingAt: 0)
-                         + beat.padding(toLength: 12, withPad: " ", startingAt: 0) + rabbit)
+            lines.append(
+                member.node.padding(toLength: 28, withPad: " ", startingAt: 0)
+                    + redisColumn.padding(toLength: 11, withPad: " ", startingAt: 0)
+                    + beat.padding(toLength: 12, withPad: " ", startingAt: 0) + rabbit)
         }
         let problems = checks.filter { !$0.ok }
         if !problems.isEmpty {

@@ -2,7 +2,7 @@ import ClientSupport
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Whether the local RabbitMQ node takes AMQP connections: a TCP connection to its listener,

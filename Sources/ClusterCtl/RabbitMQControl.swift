@@ -75,13 +75,18 @@ extension RabbitMQControl {
     /// Every queue in every vhost, as `node` sees them: one `list_vhosts`, one `list_queues` each.
     public func queues(on node: String) async throws -> [RabbitQueueRow] {
         let vhosts = try await checked(.ctl, node: node, ["list_vhosts", "name", "--formatter", "json"])
-        let names = (try JSONSerialization.jsonObject(with: Data(vhosts.utf8)) as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        let names = (try JSONSerialization.jsonObject(with: Data(vhosts.utf8)) as? [[String: Any]] ?? []).compactMap {
+            $0["name"] as? String
+        }
         var queues: [RabbitQueueRow] = []
         for vhost in names {
-            let json = try await checked(.ctl, node: node, ["list_queues", "-p", vhost, "name", "type", "messages", "members", "--formatter", "json"])
+            let json = try await checked(
+                .ctl, node: node, ["list_queues", "-p", vhost, "name", "type", "messages", "members", "--formatter", "json"])
             for row in try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? [] {
-                queues.append(RabbitQueueRow(vhost: vhost, name: row["name"] as? String ?? "?", isQuorum: row["type"] as? String == "quorum",
-                                       messages: row["messages"] as? Int ?? 0, members: row["members"] as? [String] ?? []))
+                queues.append(
+                    RabbitQueueRow(
+                        vhost: vhost, name: row["name"] as? String ?? "?", isQuorum: row["type"] as? String == "quorum",
+                        messages: row["messages"] as? Int ?? 0, members: row["members"] as? [String] ?? []))
             }
         }
         return queues

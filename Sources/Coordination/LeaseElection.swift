@@ -101,10 +101,12 @@ public struct LeaseElection<C: Clock>: Sendable where C.Duration == Duration, C.
     /// Told of every change, after the lease shows it.
     let changed: @Sendable (Change) async -> Void
 
-    public init(key: String, holder: String, lease: SharedLease<C>, redis: RedisConnection, logger: Logger,
-                mayClaim: @escaping @Sendable () async throws -> Bool = { true },
-                newToken: @escaping @Sendable (_ adopted: Bool) async throws -> Int,
-                changed: @escaping @Sendable (Change) async -> Void = { _ in }) {
+    public init(
+        key: String, holder: String, lease: SharedLease<C>, redis: RedisConnection, logger: Logger,
+        mayClaim: @escaping @Sendable () async throws -> Bool = { true },
+        newToken: @escaping @Sendable (_ adopted: Bool) async throws -> Int,
+        changed: @escaping @Sendable (Change) async -> Void = { _ in }
+    ) {
         self.key = key
         self.holder = holder
         self.lease = lease

@@ -69,7 +69,8 @@ where Instant.Duration == Duration, Instant: Sendable {
     public mutating func renewed(sentAt: Instant) {
         guard case .holding(let token, let expiresAt, let renewAt) = phase else { return }
         // An answer that overtook a later one cannot shorten the lease.
-        phase = .holding(token: token, expiresAt: max(expiresAt, sentAt.advanced(by: ttl)), renewAt: max(renewAt, sentAt.advanced(by: ttl / 3)))
+        phase = .holding(
+            token: token, expiresAt: max(expiresAt, sentAt.advanced(by: ttl)), renewAt: max(renewAt, sentAt.advanced(by: ttl / 3)))
     }
 
     /// The key names someone else, or this holder gives it up: following from now. Returns the

@@ -202,7 +202,8 @@ struct Admission<Delivery: Sendable>: Sendable {
             return [.refuse(message, reason: "the task message is invalid: \(reason)")] + settle(share)
         }
         if let index = buffered[message.spec.priority]?.firstIndex(where: { $0.message.attemptID == message.attemptID }),
-            let old = buffered[message.spec.priority]?[index].share {
+            let old = buffered[message.spec.priority]?[index].share
+        {
             // Here again while it waits: redelivered after a reconnect (the old delivery's
             // channel is gone; acking it is refused harmlessly) or published again. It waits on
             // the new delivery; its part of the old one is settled.

@@ -1,5 +1,5 @@
-import ClientSupport
 internal import CSandbox
+import ClientSupport
 import FogCore
 import Foundation
 import Spawn
@@ -60,8 +60,10 @@ final class AttemptProcess: Sendable {
     /// Asks a running attempt to stop; the result says why it ended.
     func stop(_ reason: StopReason) { stopRequest.withLock { if $0 == nil { $0 = reason } } }
 
-    func run(argv: [String], environment: [String: String], stdin: [UInt8], directory: String, timeout: Duration, tailBytes: Int,
-             limits: AttemptLimits) async -> Result {
+    func run(
+        argv: [String], environment: [String: String], stdin: [UInt8], directory: String, timeout: Duration, tailBytes: Int,
+        limits: AttemptLimits
+    ) async -> Result {
         defer { worker.shutdown() }
         do {
             return try await worker.run { [self] in
@@ -74,16 +76,19 @@ final class AttemptProcess: Sendable {
                     if let user = limits.user, user.exclusive { TaskUsers.killAll(uid: user.uid) }
                     AttemptDirectory.remove(directory)
                 }
-                return try runBlocking(argv: argv, environment: environment, stdin: stdin, directory: directory, timeout: timeout,
-                                       tailBytes: tailBytes, limits: limits, cgroup: cgroup)
+                return try runBlocking(
+                    argv: argv, environment: environment, stdin: stdin, directory: directory, timeout: timeout,
+                    tailBytes: tailBytes, limits: limits, cgroup: cgroup)
             }
         } catch {
             return .failure(.failed, "\(error)")
         }
     }
 
-    private func runBlocking(argv: [String], environment: [String: String], stdin: [UInt8], directory: String,
-                             timeout: Duration, tailBytes: Int, limits: AttemptLimits, cgroup: AttemptCgroup?) throws -> Result {
+    private func runBlocking(
+        argv: [String], environment: [String: String], stdin: [UInt8], directory: String,
+        timeout: Duration, tailBytes: Int, limits: AttemptLimits, cgroup: AttemptCgroup?
+    ) throws -> Result {
         try AttemptDirectory.create(directory, for: limits.user)
         var plan = ExecShim.Plan()
         plan.cgroupDirectories = cgroup?.directories ?? []
@@ -100,7 +105,8 @@ final class AttemptProcess: Sendable {
 
         let stdinFile = try MemoryFile(name: "stdin", contents: stdin)
         let environmentFile = try MemoryFile(name: "environment", contents: ExecShim.encodeEnvironment(environment))
-        let output = try OutputPipe(keeping: tailBytes), errors = try OutputPipe(keeping: tailBytes)
+        let output = try OutputPipe(keeping: tailBytes)
+        let errors = try OutputPipe(keeping: tailBytes)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -111,7 +117,9 @@ final class AttemptProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, errors.writeEnd, 2)
         posix_spawn_file_actions_adddup2(&actions, environmentFile.descriptor, ExecShim.environmentDescriptor)
         posix_spawn_file_actions_addclosefrom_np(&actions, ExecShim.environmentDescriptor + 1)
-        guard posix_spawn_file_actions_addchdir_np(&actions, directory) == 0 else { throw SpawnFailure(description: "cannot chdir to \(directory)") }
+        guard posix_spawn_file_actions_addchdir_np(&actions, directory) == 0 else {
+            throw SpawnFailure(description: "cannot chdir to \(directory)")
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -120,8 +128,8 @@ final class AttemptProcess: Sendable {
         let cArguments = spawned.map { strdup($0) } + [nil]
         let cEnvironment = ExecShim.fixedEnvironment.map { strdup($0) } + [nil]
         defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
+            for argument in cArguments { free(argument) }
+            for variable in cEnvironment { free(variable) }
         }
         var pid: pid_t = 0
         let spawnStatus = posix_spawn(&pid, spawned[0], &actions, &attributes, cArguments, cEnvironment)
@@ -209,7 +217,8 @@ final class AttemptProcess: Sendable {
             result.reason = "killed when the node fenced itself: it could not renew its heartbeat"
         case .memory?:
             result.outcome = .resourceExceeded
-            result.reason = cgroup != nil
+            result.reason =
+                cgroup != nil
                 ? "killed by the kernel's OOM killer at its memory limit of \(limits.memoryBytes / 1_048_576) MB"
                 : "its resident memory went over its limit of \(limits.memoryBytes / 1_048_576) MB"
         case nil:
@@ -261,7 +270,9 @@ final class OutputPipe {
 
     init(keeping limit: Int) throws {
         var ends: [Int32] = [-1, -1]
-        guard pipe2(&ends, O_CLOEXEC) == 0 else { throw AttemptProcess.SpawnFailure(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard pipe2(&ends, O_CLOEXEC) == 0 else {
+            throw AttemptProcess.SpawnFailure(description: "pipe: \(String(cString: strerror(errno)))")
+        }
         readEnd = ends[0]
         writeEnd = ends[1]
         tail = TailBuffer(limit: limit)
@@ -358,9 +369,12 @@ enum AttemptDirectory {
         guard mkdir(directory, 0o700) == 0 else {
             throw AttemptProcess.SpawnFailure(description: "cannot create \(directory): \(String(cString: strerror(errno)))")
         }
-        if let user { guard chown(directory, user.uid, user.gid) == 0 else {
-            throw AttemptProcess.SpawnFailure(description: "cannot give \(directory) to uid \(user.uid): \(String(cString: strerror(errno)))")
-        } }
+        if let user {
+            guard chown(directory, user.uid, user.gid) == 0 else {
+                throw AttemptProcess.SpawnFailure(
+                    description: "cannot give \(directory) to uid \(user.uid): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     static func remove(_ directory: String) {

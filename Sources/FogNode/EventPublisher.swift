@@ -35,7 +35,8 @@ actor EventPublisher {
 
     private func flush() async {
         while !waiting.isEmpty {
-            var count = 0, total = 0
+            var count = 0
+            var total = 0
             for entry in waiting {
                 guard count == 0 || total + entry.events.count <= Self.maxBatch else { break }
                 count += 1
@@ -44,7 +45,7 @@ actor EventPublisher {
             let batch = Array(waiting.prefix(count))
             waiting.removeFirst(count)
             await publish(batch.flatMap(\.events))
-            batch.forEach { $0.confirmed.resume() }
+            for entry in batch { entry.confirmed.resume() }
         }
         flushing = false
     }
@@ -52,11 +53,13 @@ actor EventPublisher {
     /// Returns once the broker confirmed the batch (or the task was cancelled).
     private func publish(_ events: [TaskEvent]) async {
         let body = WireFormat.encode(EventBatch(events: events))
-        var retry = RetryLog("cannot publish events yet", logger: logger, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(5)))
+        var retry = RetryLog(
+            "cannot publish events yet", logger: logger, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(5)))
         var refusals = 0
         while !Task.isCancelled {
             do {
-                let outcome = try await connection.publish(body, exchange: Topology.eventsExchange, routingKey: EventBatch.routingKey(node: node))
+                let outcome = try await connection.publish(
+                    body, exchange: Topology.eventsExchange, routingKey: EventBatch.routingKey(node: node))
                 if outcome.isAck {
                     retry.succeeded()
                     return

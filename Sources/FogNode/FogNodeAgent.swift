@@ -21,17 +21,21 @@ actor FogNodeAgent {
     /// Where attempts' control groups go, if anywhere.
     let cgroups: CgroupLayout
 
-    init(configuration: FogNodeConfiguration, consuming: AMQPConnection, events: EventPublisher, fence: FenceDeadline, life: Double,
-         logger: Logger) throws {
+    init(
+        configuration: FogNodeConfiguration, consuming: AMQPConnection, events: EventPublisher, fence: FenceDeadline, life: Double,
+        logger: Logger
+    ) throws {
         self.configuration = configuration
         self.consuming = consuming
         self.events = events
         self.fenceDeadline = fence
         self.logger = logger
         let users = TaskUsers(configuration: configuration)
-        admission = Admission(node: configuration.id.rawValue, capacity: configuration.capacity, allowedCommands: configuration.allowedCommands,
-                              life: life, users: users)
-        cgroups = configuration.useCgroups ? CgroupLayout.detect(node: configuration.id.rawValue) : .unavailable(reason: "FOG_CGROUPS=false")
+        admission = Admission(
+            node: configuration.id.rawValue, capacity: configuration.capacity, allowedCommands: configuration.allowedCommands,
+            life: life, users: users)
+        cgroups =
+            configuration.useCgroups ? CgroupLayout.detect(node: configuration.id.rawValue) : .unavailable(reason: "FOG_CGROUPS=false")
         try AttemptDirectory.prepareRoot(configuration.workDirectory)
         logger.notice("attempts are confined by \(cgroups), run \(users.description), in directories under \(configuration.workDirectory)")
         if case .unprivileged = users.mode {
@@ -111,13 +115,15 @@ actor FogNodeAgent {
     private func start(_ message: TaskMessage, as identity: TaskIdentity?, share: Admission<AMQPDelivery>.ShareID) {
         let spec = message.spec
         let argv = spec.command.flatMap { $0.isEmpty ? nil : $0 } ?? Builtins.argv(spec.kind ?? .noop, spec.args)
-        let started = TaskEvent(taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue,
-                                kind: .started, at: Date().timeIntervalSince1970, epoch: message.epoch)
+        let started = TaskEvent(
+            taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue,
+            kind: .started, at: Date().timeIntervalSince1970, epoch: message.epoch)
         if spec.kind == .noop {
             // A no-op ends as it starts: both events in one message, then the ack.
             let code = spec.args.exitCode ?? 0
-            let result = AttemptProcess.Result(outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: 0, peakMemoryMB: 0,
-                                               stdoutTail: "", stderrTail: "", reason: code == 0 ? nil : "exited \(code)")
+            let result = AttemptProcess.Result(
+                outcome: code == 0 ? .succeeded : .failed, exitCode: code, cpuSeconds: 0, peakMemoryMB: 0,
+                stdoutTail: "", stderrTail: "", reason: code == 0 ? nil : "exited \(code)")
             let finished = finishedEvent(message, outcome: result.outcome, reason: result.reason, result: result)
             Task {
                 await events.send(started, finished)
@@ -150,9 +156,10 @@ actor FogNodeAgent {
                 cgroups: cgroups, name: message.attemptID.uuidString.lowercased(), user: identity,
                 memoryBytes: spec.resources.memoryMB * 1_048_576, cpuMillicores: spec.resources.cpuMillicores,
                 maxProcesses: configuration.maxProcessesPerAttempt)
-            let result = await process.run(argv: argv, environment: environment, stdin: stdin, directory: directory,
-                                           timeout: .milliseconds(Int64((spec.timeoutSeconds * 1000).rounded(.up))),
-                                           tailBytes: configuration.outputTailBytes, limits: limits)
+            let result = await process.run(
+                argv: argv, environment: environment, stdin: stdin, directory: directory,
+                timeout: .milliseconds(Int64((spec.timeoutSeconds * 1000).rounded(.up))),
+                tailBytes: configuration.outputTailBytes, limits: limits)
             await self.ended(message, result)
             await announced
             self.settled()
@@ -178,7 +185,9 @@ actor FogNodeAgent {
         await perform(next)
     }
 
-    private func finishedEvent(_ message: TaskMessage, outcome: AttemptOutcome, reason: String?, result: AttemptProcess.Result?) -> TaskEvent {
+    private func finishedEvent(_ message: TaskMessage, outcome: AttemptOutcome, reason: String?, result: AttemptProcess.Result?)
+        -> TaskEvent
+    {
         TaskEvent(
             taskID: message.taskID, attemptID: message.attemptID, node: configuration.id.rawValue, kind: .finished,
             at: Date().timeIntervalSince1970, outcome: outcome, exitCode: result?.exitCode, cpuSeconds: result?.cpuSeconds,
@@ -194,7 +203,9 @@ actor FogNodeAgent {
     /// The heartbeat could not be renewed in time (`Admission.fence`): this life ends.
     func fence() async {
         guard !admission.fenced else { return }
-        logger.error("cannot renew the heartbeat: fenced; killing \(admission.running.count) running attempts, dropping \(admission.waiting) waiting ones (placed again by the scheduler), taking no work")
+        logger.error(
+            "cannot renew the heartbeat: fenced; killing \(admission.running.count) running attempts, dropping \(admission.waiting) waiting ones (placed again by the scheduler), taking no work"
+        )
         await perform(admission.fence(now: Date().timeIntervalSince1970))
     }
 

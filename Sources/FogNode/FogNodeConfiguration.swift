@@ -61,7 +61,8 @@ public struct FogNodeConfiguration: Sendable {
         }
         latencyMS = latencies
         power = FogNodeInfo.Power(
-            idleWatts: try settings.double("FOG_NODE_POWER_IDLE_W", default: 10), maxWatts: try settings.double("FOG_NODE_POWER_MAX_W", default: 50),
+            idleWatts: try settings.double("FOG_NODE_POWER_IDLE_W", default: 10),
+            maxWatts: try settings.double("FOG_NODE_POWER_MAX_W", default: 50),
             batteryPercent: settings.string("FOG_NODE_BATTERY_PCT") == nil ? nil : try settings.double("FOG_NODE_BATTERY_PCT", default: 0))
         speed = try settings.double("FOG_NODE_SPEED", default: 1)
         guard speed > 0, speed <= 1_000 else {
@@ -77,8 +78,11 @@ public struct FogNodeConfiguration: Sendable {
             throw Settings.Invalid(name: "FOG_TASK_USER", value: taskUser, expected: "an unprivileged user (tasks never run as root)")
         }
         if let text = settings.string("FOG_TASK_UIDS") {
-            let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt32($0.trimmingCharacters(in: .whitespaces)) }
-            guard bounds.count == 2, let low = bounds[0], let high = bounds[1], low <= high, high - low < 1_000_000, high < UInt32.max else {
+            let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map {
+                UInt32($0.trimmingCharacters(in: .whitespaces))
+            }
+            guard bounds.count == 2, let low = bounds[0], let high = bounds[1], low <= high, high - low < 1_000_000, high < UInt32.max
+            else {
                 throw Settings.Invalid(name: "FOG_TASK_UIDS", value: text, expected: "a range of unused uids such as 60000-60999")
             }
             if let problem = TaskUsers.problem(with: low...high) {
@@ -87,7 +91,8 @@ public struct FogNodeConfiguration: Sendable {
             taskUIDs = low...high
         }
         if geteuid() == 0, taskUIDs == nil, getpwnam(taskUser) == nil {
-            throw Settings.Invalid(name: "FOG_TASK_USER", value: taskUser, expected: "a user of this host (a root node never runs tasks as itself)")
+            throw Settings.Invalid(
+                name: "FOG_TASK_USER", value: taskUser, expected: "a user of this host (a root node never runs tasks as itself)")
         }
         maxProcessesPerAttempt = try settings.int("FOG_TASK_MAX_PROCESSES", default: maxProcessesPerAttempt, in: 1...100_000)
         useCgroups = try settings.bool("FOG_CGROUPS", default: useCgroups)
@@ -112,8 +117,9 @@ extension FogNodeConfiguration {
 
     /// What this node registers in `fog:node:{id}`, started at `startedAt` (seconds since 1970).
     public func registration(startedAt: Double) -> FogNodeInfo {
-        FogNodeInfo(id: id.rawValue, capacity: capacity, zone: zone, labels: labels, latencyMS: latencyMS, power: power,
-                    speed: speed, version: Self.registrationVersion, startedAt: startedAt)
+        FogNodeInfo(
+            id: id.rawValue, capacity: capacity, zone: zone, labels: labels, latencyMS: latencyMS, power: power,
+            speed: speed, version: Self.registrationVersion, startedAt: startedAt)
     }
 
     /// Refuses settings that the schedulers would refuse to read back from Redis (a latency of
@@ -149,7 +155,8 @@ enum HostResources {
         {
             cpu = min(cpu, limit)
         } else if let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").flatMap(Double.init), quota > 0,
-            let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us").flatMap(Double.init), period > 0, let limit = millicores(quota, period)
+            let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us").flatMap(Double.init), period > 0,
+            let limit = millicores(quota, period)
         {
             cpu = min(cpu, limit)
         }

@@ -39,7 +39,9 @@ public struct FogNodeService: Service {
             events: EventPublisher(connection: publishing, node: configuration.id.rawValue, logger: logger), fence: fence,
             life: Date().timeIntervalSince1970, logger: logger)
         let info = configuration.registration(startedAt: await agent.life)
-        logger.notice("fog node \(configuration.id) in zone \(configuration.zone): \(configuration.capacity.cpuMillicores)m CPU, \(configuration.capacity.memoryMB) MB")
+        logger.notice(
+            "fog node \(configuration.id) in zone \(configuration.zone): \(configuration.capacity.cpuMillicores)m CPU, \(configuration.capacity.memoryMB) MB"
+        )
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await heartbeat(redis: redis, agent: agent, info: info, fence: fence) }
@@ -92,8 +94,9 @@ public struct FogNodeService: Service {
                 // The key's TTL runs from when Redis sets it, which is after this instant: a
                 // deadline counted from here can only come early, never late.
                 let sent = ContinuousClock.now
-                _ = try await redis.set(FogKeys.heartbeat(id), to: String(decoding: WireFormat.encode(load), as: UTF8.self),
-                                        expiry: configuration.heartbeatTTL)
+                _ = try await redis.set(
+                    FogKeys.heartbeat(id), to: String(decoding: WireFormat.encode(load), as: UTF8.self),
+                    expiry: configuration.heartbeatTTL)
                 fence.renewed(sentAt: sent)
                 await agent.unfence()
             } catch {
@@ -123,7 +126,8 @@ public struct FogNodeService: Service {
     func consume(_ queue: String, on connection: AMQPConnection, agent: FogNodeAgent) async {
         // Short: until the scheduler has declared the queue (a few hundred ms after the first
         // heartbeat), each try fails at once.
-        var retry = RetryLog("cannot consume \(queue) yet", logger: logger, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(2)))
+        var retry = RetryLog(
+            "cannot consume \(queue) yet", logger: logger, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(2)))
         while !Task.isCancelled {
             do {
                 let consumer = try await connection.consume(queue: queue, prefetch: 50)
@@ -158,7 +162,9 @@ public struct FogNodeService: Service {
                 for try await delivery in consumer {
                     try? await connection.ack(delivery)
                     guard let message = try? WireFormat.decode(ControlMessage.self, from: delivery.body) else { continue }
-                    if message.kind == .cancel, message.node == configuration.id.rawValue || message.node == nil, let attempt = message.attemptID {
+                    if message.kind == .cancel, message.node == configuration.id.rawValue || message.node == nil,
+                        let attempt = message.attemptID
+                    {
                         await agent.cancel(attempt: attempt)
                     }
                 }
@@ -173,8 +179,9 @@ public struct FogNodeService: Service {
         await agent.beginDrain()
         // Tell the schedulers now, not at the next heartbeat: nothing more is to be placed here.
         let load = await agent.load
-        _ = try? await redis.set(FogKeys.heartbeat(configuration.id.rawValue), to: String(decoding: WireFormat.encode(load), as: UTF8.self),
-                                 expiry: configuration.heartbeatTTL)
+        _ = try? await redis.set(
+            FogKeys.heartbeat(configuration.id.rawValue), to: String(decoding: WireFormat.encode(load), as: UTF8.self),
+            expiry: configuration.heartbeatTTL)
         let running = await agent.runningCount
         logger.notice("draining: \(running) attempts running, waiting up to \(configuration.drainTimeout)")
         if !(await agent.wait(until: .nothingRuns, deadline: .now + configuration.drainTimeout)) {

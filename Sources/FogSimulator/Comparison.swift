@@ -11,8 +11,10 @@ public struct Comparison: Sendable {
     public var taskCount: Int?
     public var options: Simulation.Options
 
-    public init(scenario: Scenario, policies: [String], seeds: [UInt64], weights: SmartWeights = .init(), taskCount: Int? = nil,
-                options: Simulation.Options = .init()) {
+    public init(
+        scenario: Scenario, policies: [String], seeds: [UInt64], weights: SmartWeights = .init(), taskCount: Int? = nil,
+        options: Simulation.Options = .init()
+    ) {
         self.scenario = scenario
         self.policies = policies
         self.seeds = seeds
@@ -78,7 +80,8 @@ public enum SimulationReport {
             let widths = columns.indices.map { c in rows.map { $0[c].count }.max()! }
             let body = rows.map { row in
                 row.enumerated().map { c, text in
-                    c == 0 ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    c == 0
+                        ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0)
                         : String(repeating: " ", count: widths[c] - text.count) + text
                 }.joined(separator: "  ")
             }

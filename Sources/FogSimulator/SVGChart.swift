@@ -17,7 +17,11 @@ public enum SVGChart {
     /// `panels`: per scenario, its results (one per policy, the same policies in each).
     public static func render(_ panels: [[SimulationResult]]) -> String {
         let policies = panels.first?.map(\.policy) ?? []
-        let barWidth = 14.0, gap = 26.0, panelHeight = 230.0, top = 60.0, left = 30.0
+        let barWidth = 14.0
+        let gap = 26.0
+        let panelHeight = 230.0
+        let top = 60.0
+        let left = 30.0
         let groupWidth = Double(policies.count) * barWidth + gap
         let width = left * 2 + Double(metrics.count) * groupWidth
         let height = top + Double(panels.count) * (panelHeight + 40) + 10
@@ -48,12 +52,15 @@ public enum SVGChart {
                 for (i, value) in values.enumerated() {
                     let h = value / largest * plotHeight
                     let x = x0 + Double(i) * barWidth
-                    svg += "<rect x=\"\(r(x))\" y=\"\(r(baseline - h))\" width=\"\(barWidth - 2)\" height=\"\(r(h))\" "
+                    svg +=
+                        "<rect x=\"\(r(x))\" y=\"\(r(baseline - h))\" width=\"\(barWidth - 2)\" height=\"\(r(h))\" "
                         + "fill=\"\(palette[i % palette.count])\"><title>\(escape(results[i].policy)): \(metric.format(value))</title></rect>"
-                    svg += "<text x=\"\(r(x + barWidth / 2))\" y=\"\(r(baseline - h - 3))\" font-size=\"8\" text-anchor=\"start\" "
+                    svg +=
+                        "<text x=\"\(r(x + barWidth / 2))\" y=\"\(r(baseline - h - 3))\" font-size=\"8\" text-anchor=\"start\" "
                         + "transform=\"rotate(-90 \(r(x + barWidth / 2)) \(r(baseline - h - 3)))\">\(metric.format(value))</text>\n"
                 }
-                svg += "<text x=\"\(r(x0 + Double(values.count) * barWidth / 2))\" y=\"\(r(baseline + 14))\" "
+                svg +=
+                    "<text x=\"\(r(x0 + Double(values.count) * barWidth / 2))\" y=\"\(r(baseline + 14))\" "
                     + "text-anchor=\"middle\" font-size=\"10\">\(escape(metric.name))</text>\n"
             }
         }

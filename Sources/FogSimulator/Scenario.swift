@@ -23,8 +23,13 @@ public struct Scenario: Sendable, Codable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case name, count, zone, speed, labels
-            case cpuMillicores = "cpu_millicores", memoryMB = "memory_mb", storageMB = "storage_mb"
-            case idleWatts = "idle_w", maxWatts = "max_w", batteryPercent = "battery_pct", latencyMS = "latency_ms"
+            case cpuMillicores = "cpu_millicores"
+            case memoryMB = "memory_mb"
+            case storageMB = "storage_mb"
+            case idleWatts = "idle_w"
+            case maxWatts = "max_w"
+            case batteryPercent = "battery_pct"
+            case latencyMS = "latency_ms"
         }
     }
 
@@ -41,8 +46,10 @@ public struct Scenario: Sendable, Codable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case pattern
-            case ratePerSecond = "rate_per_s", burstRatePerSecond = "burst_rate_per_s"
-            case burstEverySeconds = "burst_every_s", burstSeconds = "burst_s"
+            case ratePerSecond = "rate_per_s"
+            case burstRatePerSecond = "burst_rate_per_s"
+            case burstEverySeconds = "burst_every_s"
+            case burstSeconds = "burst_s"
         }
     }
 
@@ -60,7 +67,10 @@ public struct Scenario: Sendable, Codable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case name, share, seconds
-            case cpuMillicores = "cpu_millicores", memoryMB = "memory_mb", storageMB = "storage_mb", dataMB = "data_mb"
+            case cpuMillicores = "cpu_millicores"
+            case memoryMB = "memory_mb"
+            case storageMB = "storage_mb"
+            case dataMB = "data_mb"
         }
     }
 
@@ -72,7 +82,8 @@ public struct Scenario: Sendable, Codable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case node
-            case atSeconds = "at_s", downSeconds = "down_s"
+            case atSeconds = "at_s"
+            case downSeconds = "down_s"
         }
     }
 
@@ -109,7 +120,9 @@ public struct Scenario: Sendable, Codable, Equatable {
         public var maxPerSecond: Double?
 
         enum CodingKeys: String, CodingKey {
-            case tasksPerKey = "tasks_per_key", maxActive = "max_active", maxPerSecond = "max_per_second"
+            case tasksPerKey = "tasks_per_key"
+            case maxActive = "max_active"
+            case maxPerSecond = "max_per_second"
         }
     }
 
@@ -127,8 +140,11 @@ public struct Scenario: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, description, tasks, nodes, arrivals, profiles, classes, origins, deadlines, failures
-        case maxLatencyMS = "max_latency_ms", runTimeNoise = "run_time_noise", detectionSeconds = "detection_s"
-        case refuseUnreachableDeadlines = "refuse_unreachable_deadlines", affinity
+        case maxLatencyMS = "max_latency_ms"
+        case runTimeNoise = "run_time_noise"
+        case detectionSeconds = "detection_s"
+        case refuseUnreachableDeadlines = "refuse_unreachable_deadlines"
+        case affinity
     }
 
     /// A scenario read from JSON, with every problem named.
@@ -162,14 +178,20 @@ public struct Scenario: Sendable, Codable, Equatable {
             {
                 problems.append("nodes \(group.name): capacity must be positive and within a fog node's limits")
             }
-            if !FogNodeInfo.Limits.speed.contains(group.speed) { problems.append("nodes \(group.name): speed must be more than 0 and at most 1000") }
-            if group.maxWatts < group.idleWatts || !FogNodeInfo.Limits.watts.contains(group.idleWatts) || !FogNodeInfo.Limits.watts.contains(group.maxWatts) {
+            if !FogNodeInfo.Limits.speed.contains(group.speed) {
+                problems.append("nodes \(group.name): speed must be more than 0 and at most 1000")
+            }
+            if group.maxWatts < group.idleWatts || !FogNodeInfo.Limits.watts.contains(group.idleWatts)
+                || !FogNodeInfo.Limits.watts.contains(group.maxWatts)
+            {
                 problems.append("nodes \(group.name): need 0 <= idle_w <= max_w <= 1000000")
             }
         }
-        if !(arrivals.ratePerSecond > 0 && arrivals.ratePerSecond <= 1e7) { problems.append("arrivals.rate_per_s must be more than 0 and at most 10,000,000") }
+        if !(arrivals.ratePerSecond > 0 && arrivals.ratePerSecond <= 1e7) {
+            problems.append("arrivals.rate_per_s must be more than 0 and at most 10,000,000")
+        }
         if arrivals.pattern == .bursty,
-           !((arrivals.burstRatePerSecond ?? 0) > 0 && (arrivals.burstEverySeconds ?? 0) > 0 && (arrivals.burstSeconds ?? 0) > 0)
+            !((arrivals.burstRatePerSecond ?? 0) > 0 && (arrivals.burstEverySeconds ?? 0) > 0 && (arrivals.burstSeconds ?? 0) > 0)
         {
             problems.append("bursty arrivals need burst_rate_per_s, burst_every_s and burst_s above 0")
         }
@@ -178,9 +200,10 @@ public struct Scenario: Sendable, Codable, Equatable {
             if ![profile.cpuMillicores.count, profile.memoryMB.count, profile.seconds.count].allSatisfy({ $0 == 1 || $0 == 2 }) {
                 problems.append("profile \(profile.name): ranges are [value] or [low, high]")
             } else if profile.cpuMillicores.contains(where: { !TaskLimits.cpuMillicores.contains($0) })
-                        || profile.memoryMB.contains(where: { !TaskLimits.memoryMB.contains($0) })
-                        || (profile.storageMB ?? []).contains(where: { !TaskLimits.storageMB.contains($0) })
-                        || profile.seconds.contains(where: { !TaskLimits.timeoutSeconds.contains($0) }) {
+                || profile.memoryMB.contains(where: { !TaskLimits.memoryMB.contains($0) })
+                || (profile.storageMB ?? []).contains(where: { !TaskLimits.storageMB.contains($0) })
+                || profile.seconds.contains(where: { !TaskLimits.timeoutSeconds.contains($0) })
+            {
                 problems.append("profile \(profile.name): cpu, memory and seconds must be positive and within a task's limits")
             }
         }

@@ -160,8 +160,10 @@ private struct Engine {
         energyAt = Array(repeating: 0, count: m)
         busyCPUSeconds = Array(repeating: 0, count: m)
         slot = Array(0..<m).map { Optional($0) }
-        placement = BatchPlacement(policy: policy, candidates: [], limiter: AffinityLimiter(
-            maxActive: scenario.affinity?.maxActive, perSecond: scenario.affinity?.maxPerSecond))
+        placement = BatchPlacement(
+            policy: policy, candidates: [],
+            limiter: AffinityLimiter(
+                maxActive: scenario.affinity?.maxActive, perSecond: scenario.affinity?.maxPerSecond))
         everyNode = workload.nodes.map { NodeCandidate(info: $0) }
         rebuildCandidates()
         let index = Dictionary(uniqueKeysWithValues: workload.nodes.enumerated().map { ($1.id, $0) })
@@ -204,7 +206,7 @@ private struct Engine {
             return
         }
         if spec.deadlinePolicy == .refuse,
-           PlacementConstraints.deadlineRisk(for: spec, nodes: liveInfos, at: Workload.epoch + now) != nil
+            PlacementConstraints.deadlineRisk(for: spec, nodes: liveInfos, at: Workload.epoch + now) != nil
         {
             state[task] = .refused
             return
@@ -274,9 +276,10 @@ private struct Engine {
         for n in workload.nodes.indices {
             if alive[n] {
                 slot[n] = placement.candidates.count
-                placement.candidates.append(NodeCandidate(
-                    info: workload.nodes[n], reserved: reserved[n],
-                    active: active[n], order: n))
+                placement.candidates.append(
+                    NodeCandidate(
+                        info: workload.nodes[n], reserved: reserved[n],
+                        active: active[n], order: n))
             } else {
                 slot[n] = nil
             }
@@ -289,8 +292,9 @@ private struct Engine {
         var most = Resources.zero
         for c in placement.candidates {
             let free = c.free
-            most = Resources(cpuMillicores: max(most.cpuMillicores, free.cpuMillicores), memoryMB: max(most.memoryMB, free.memoryMB),
-                             storageMB: max(most.storageMB, free.storageMB))
+            most = Resources(
+                cpuMillicores: max(most.cpuMillicores, free.cpuMillicores), memoryMB: max(most.memoryMB, free.memoryMB),
+                storageMB: max(most.storageMB, free.storageMB))
         }
         let window = pending.first(options.batch)
         let offered = window.filter { most.fits(workload.tasks[$0].spec.resources) }

@@ -32,19 +32,29 @@ public struct SimulationResult: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case scenario, policy, seeds, tasks, completed, refused, lost, imbalance
-        case makespanSeconds = "makespan_s", meanResponseSeconds = "mean_response_s", p95ResponseSeconds = "p95_response_s"
-        case deadlineMissRatio = "deadline_miss_ratio", criticalDeadlineMissRatio = "critical_deadline_miss_ratio"
+        case makespanSeconds = "makespan_s"
+        case meanResponseSeconds = "mean_response_s"
+        case p95ResponseSeconds = "p95_response_s"
+        case deadlineMissRatio = "deadline_miss_ratio"
+        case criticalDeadlineMissRatio = "critical_deadline_miss_ratio"
         case criticalMeanResponseSeconds = "critical_mean_response_s"
-        case energyKJ = "energy_kj", networkMB = "network_mb", peakActivePerKey = "peak_active_per_key"
+        case energyKJ = "energy_kj"
+        case networkMB = "network_mb"
+        case peakActivePerKey = "peak_active_per_key"
     }
 
-    static func measure(scenario: Scenario, workload: Workload, finished: [Double], done: [Bool], refused: [Bool],
-                        energyJ: [Double], busyCPUSeconds: [Double], networkMB: Double, lost: Int,
-                        peakActivePerKey: Int) -> SimulationResult {
+    static func measure(
+        scenario: Scenario, workload: Workload, finished: [Double], done: [Bool], refused: [Bool],
+        energyJ: [Double], busyCPUSeconds: [Double], networkMB: Double, lost: Int,
+        peakActivePerKey: Int
+    ) -> SimulationResult {
         let tasks = workload.tasks
         var responses: [Double] = []
         var critical: [Double] = []
-        var withDeadline = 0, missed = 0, criticalWithDeadline = 0, criticalMissed = 0
+        var withDeadline = 0
+        var missed = 0
+        var criticalWithDeadline = 0
+        var criticalMissed = 0
         for (i, task) in tasks.enumerated() {
             let isCritical = task.spec.priority == .critical
             if done[i] {

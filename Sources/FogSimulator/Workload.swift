@@ -29,8 +29,10 @@ public struct Workload: Sendable {
         nodes = scenario.nodes.enumerated().flatMap { groupIndex, group in
             (1...group.count).map { n in
                 FogNodeInfo(
-                    id: "\(group.name)-\(n)", capacity: Resources(cpuMillicores: group.cpuMillicores, memoryMB: group.memoryMB,
-                                                                  storageMB: group.storageMB),
+                    id: "\(group.name)-\(n)",
+                    capacity: Resources(
+                        cpuMillicores: group.cpuMillicores, memoryMB: group.memoryMB,
+                        storageMB: group.storageMB),
                     zone: group.zone, labels: group.labels ?? [:], latencyMS: group.latencyMS,
                     power: .init(idleWatts: group.idleWatts, maxWatts: group.maxWatts, batteryPercent: group.batteryPercent),
                     speed: group.speed, version: "sim", startedAt: Double(groupIndex * 10_000 + n))
@@ -40,8 +42,9 @@ public struct Workload: Sendable {
 
         let count = taskCount ?? scenario.tasks
         let arrivals = Self.arrivals(scenario.arrivals, count: count, random: &random)
-        let classes = Self.table(scenario.classes.compactMap { name, share in PriorityClass(rawValue: name).map { ($0, share) } }
-            .sorted { $0.0.rank < $1.0.rank })
+        let classes = Self.table(
+            scenario.classes.compactMap { name, share in PriorityClass(rawValue: name).map { ($0, share) } }
+                .sorted { $0.0.rank < $1.0.rank })
         let origins = Self.table(scenario.origins.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         let profiles = Self.table(scenario.profiles.map { ($0, $0.share) })
         let noise = scenario.runTimeNoise ?? 0.2
@@ -61,16 +64,18 @@ public struct Workload: Sendable {
             }
             let spec = TaskSpec(
                 name: "\(profile.name)-\(index)", kind: .sleep, args: .init(seconds: expected), priority: priority,
-                resources: Resources(cpuMillicores: Int(Self.draw(profile.cpuMillicores.map(Double.init), &random)),
-                                     memoryMB: Int(Self.draw(profile.memoryMB.map(Double.init), &random)),
-                                     storageMB: Int(Self.draw((profile.storageMB ?? [0]).map(Double.init), &random))),
+                resources: Resources(
+                    cpuMillicores: Int(Self.draw(profile.cpuMillicores.map(Double.init), &random)),
+                    memoryMB: Int(Self.draw(profile.memoryMB.map(Double.init), &random)),
+                    storageMB: Int(Self.draw((profile.storageMB ?? [0]).map(Double.init), &random))),
                 constraints: constraints, deadline: deadline.map { RFC3339.format(Self.epoch + $0) },
                 expectedSeconds: expected,
                 deadlinePolicy: scenario.refuseUnreachableDeadlines == true ? .refuse : nil,
                 affinityKey: keyCount.map { "key-\(random.next() % $0)" })
             // The deadline as the policies read it: the RFC 3339 text, to the millisecond.
-            return SimulatedTask(spec: spec, arrival: arrival, work: work, dataMB: profile.dataMB ?? 0,
-                                 deadline: spec.deadlineSeconds.map { $0 - Self.epoch })
+            return SimulatedTask(
+                spec: spec, arrival: arrival, work: work, dataMB: profile.dataMB ?? 0,
+                deadline: spec.deadlineSeconds.map { $0 - Self.epoch })
         }
     }
 
@@ -82,7 +87,7 @@ public struct Workload: Sendable {
         while times.count < count {
             var rate = a.ratePerSecond
             if a.pattern == .bursty, let every = a.burstEverySeconds, let length = a.burstSeconds, let burst = a.burstRatePerSecond,
-               now.truncatingRemainder(dividingBy: every) >= every - length
+                now.truncatingRemainder(dividingBy: every) >= every - length
             {
                 rate += burst
             }

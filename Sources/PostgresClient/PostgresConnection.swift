@@ -44,7 +44,10 @@ public final class PostgresConnection: Sendable {
 
     public func close() {
         let state = self.state
-        worker.submit { state.handle?.close(); state.handle = nil }
+        worker.submit {
+            state.handle?.close()
+            state.handle = nil
+        }
         worker.shutdown()
     }
 

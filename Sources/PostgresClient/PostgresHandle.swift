@@ -55,7 +55,10 @@ final class PostgresHandle {
         } catch let error as PostgresError where error.sqlState == "0A000" && name != nil && explicitName == nil {
             // "cached plan must not change result type": a table changed under the session
             // (a migration by a newer replica). Forget the statement and run it as text.
-            if let name { _ = try? consume(PQexec(try requireOpen(), "DEALLOCATE \(name)")); prepared.remove(name) }
+            if let name {
+                _ = try? consume(PQexec(try requireOpen(), "DEALLOCATE \(name)"))
+                prepared.remove(name)
+            }
             cached[sql] = nil
             return try run(sql, parameters, prepared: nil)
         }
@@ -69,7 +72,7 @@ final class PostgresHandle {
             prepared.insert(name)
         }
         let cStrings = parameters.map { $0.map { strdup($0) } ?? nil }
-        defer { cStrings.forEach { free($0) } }
+        defer { for string in cStrings { free(string) } }
         let result = cStrings.map { UnsafePointer($0) }.withUnsafeBufferPointer { values -> OpaquePointer? in
             if let name {
                 return PQexecPrepared(connection, name, Int32(values.count), values.baseAddress, nil, nil, 0)
@@ -91,7 +94,10 @@ final class PostgresHandle {
         let connection = try requireOpen()
         let columnList = columns.map(Self.quoteIdentifier).joined(separator: ", ")
         let start = PQexec(connection, "COPY \(Self.quoteIdentifier(table)) (\(columnList)) FROM STDIN")
-        guard PQresultStatus(start) == PGRES_COPY_IN else { _ = try consume(start); return 0 }
+        guard PQresultStatus(start) == PGRES_COPY_IN else {
+            _ = try consume(start)
+            return 0
+        }
         PQclear(start)
         var buffer = ""
         buffer.reserveCapacity(rows.count * 64)

@@ -50,7 +50,7 @@ public actor PostgresPool {
     /// Closes every idle connection; connections still lent close when given back.
     public func close() {
         closed = true
-        idle.forEach { $0.close() }
+        for connection in idle { connection.close() }
         idle.removeAll()
         for waiter in waiters { waiter.continuation.resume(throwing: PostgresError(.connectionFailed, "the pool is closed")) }
         waiters.removeAll()
@@ -94,7 +94,8 @@ public actor PostgresPool {
     private func expire(_ id: Int) {
         guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
         let waiter = waiters.remove(at: index)
-        waiter.continuation.resume(throwing: PostgresError(
-            .poolTimeout, "no connection became free within \(waitLimit) (\(maximumConnections) in use)"))
+        waiter.continuation.resume(
+            throwing: PostgresError(
+                .poolTimeout, "no connection became free within \(waitLimit) (\(maximumConnections) in use)"))
     }
 }

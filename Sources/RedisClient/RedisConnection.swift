@@ -46,7 +46,10 @@ public final class RedisConnection: Sendable {
     /// Closes the socket and ends the worker thread. Calls made afterwards fail.
     public func close() {
         let state = self.state
-        worker.submit { state.context?.close(); state.context = nil }
+        worker.submit {
+            state.context?.close()
+            state.context = nil
+        }
         worker.shutdown()
     }
 

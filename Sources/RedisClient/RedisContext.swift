@@ -25,9 +25,10 @@ final class RedisContext {
     static func open(_ configuration: RedisConfiguration) throws -> RedisContext {
         let address = configuration.address
         let connect = configuration.connectTimeout.secondsAndMicroseconds
-        guard let raw = redisConnectWithTimeout(
-            configuration.host, Int32(configuration.port),
-            timeval(tv_sec: connect.seconds, tv_usec: connect.microseconds))
+        guard
+            let raw = redisConnectWithTimeout(
+                configuration.host, Int32(configuration.port),
+                timeval(tv_sec: connect.seconds, tv_usec: connect.microseconds))
         else { throw RedisError(.connectionFailed, "cannot allocate a connection", address: address) }
         if chiredis_err(raw) != 0 {
             let reason = String(cString: chiredis_errstr(raw))

@@ -70,12 +70,14 @@ public struct SchedulerConfiguration: Sendable {
         timeoutGrace = try settings.duration("FOG_TIMEOUT_GRACE", default: timeoutGrace)
         republishAfter = try settings.duration("FOG_REPUBLISH_AFTER", default: republishAfter)
         queuedTimeout = try settings.duration("FOG_QUEUED_TIMEOUT", default: queuedTimeout)
-        retry = RetryPolicy(base: try settings.duration("FOG_RETRY_BASE", default: retry.base),
-                            cap: try settings.duration("FOG_RETRY_CAP", default: retry.cap))
+        retry = RetryPolicy(
+            base: try settings.duration("FOG_RETRY_BASE", default: retry.base),
+            cap: try settings.duration("FOG_RETRY_CAP", default: retry.cap))
         placementPolicy = settings.string("FOG_PLACEMENT_POLICY") ?? placementPolicy
         guard PlacementPolicies.make(placementPolicy) != nil else {
-            throw Settings.Invalid(name: "FOG_PLACEMENT_POLICY", value: placementPolicy,
-                                   expected: "one of \(PlacementPolicies.names.joined(separator: ", "))")
+            throw Settings.Invalid(
+                name: "FOG_PLACEMENT_POLICY", value: placementPolicy,
+                expected: "one of \(PlacementPolicies.names.joined(separator: ", "))")
         }
         var overrides: [String: Double] = [:]
         for (name, text) in try settings.map("FOG_SMART_WEIGHTS") {
@@ -93,7 +95,8 @@ public struct SchedulerConfiguration: Sendable {
         databasePoolSize = try settings.int("FOG_DATABASE_POOL_SIZE", default: databasePoolSize, in: 1...200)
         autoMigrate = try settings.bool("FOG_AUTO_MIGRATE", default: autoMigrate)
         if leaderLease < .seconds(1) {
-            throw Settings.Invalid(name: "FOG_LEADER_LEASE", value: "\(leaderLease)", expected: "at least 1s, so that it can be renewed in time")
+            throw Settings.Invalid(
+                name: "FOG_LEADER_LEASE", value: "\(leaderLease)", expected: "at least 1s, so that it can be renewed in time")
         }
     }
 }

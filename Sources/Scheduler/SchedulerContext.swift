@@ -14,8 +14,10 @@ public struct SchedulerContext: Sendable {
     public let metrics: SchedulerMetrics
     public let logger: Logger
 
-    public init(store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, redis: RedisConnection, leadership: Leadership,
-                nudge: DispatchNudge, configuration: SchedulerConfiguration, metrics: SchedulerMetrics, logger: Logger) {
+    public init(
+        store: TaskStore, directory: NodeDirectory, publisher: TaskPublisher, redis: RedisConnection, leadership: Leadership,
+        nudge: DispatchNudge, configuration: SchedulerConfiguration, metrics: SchedulerMetrics, logger: Logger
+    ) {
         self.store = store
         self.directory = directory
         self.publisher = publisher

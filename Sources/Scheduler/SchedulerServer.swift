@@ -18,7 +18,8 @@ public enum SchedulerServer {
         let store = TaskStore(pool: pool, logger: logger)
         if configuration.autoMigrate { try await migrateWhenReachable(pool, logger: logger) }
 
-        let brokers = try AMQPConfiguration(urls: configuration.services.brokerURLs ?? "", connectionName: "scheduler \(configuration.instanceID)")
+        let brokers = try AMQPConfiguration(
+            urls: configuration.services.brokerURLs ?? "", connectionName: "scheduler \(configuration.instanceID)")
         let publishing = AMQPConnection(configuration: brokers, logger: logger)
         var consumingConfiguration = brokers
         consumingConfiguration.connectionName += " events"
@@ -31,8 +32,10 @@ public enum SchedulerServer {
         }
 
         let context = SchedulerContext(
-            store: store, directory: NodeDirectory(redis: redis, logger: logger), publisher: TaskPublisher(connection: publishing, logger: logger),
-            redis: redis, leadership: Leadership(ttl: configuration.leaderLease), nudge: DispatchNudge(), configuration: configuration, metrics: SchedulerMetrics(),
+            store: store, directory: NodeDirectory(redis: redis, logger: logger),
+            publisher: TaskPublisher(connection: publishing, logger: logger),
+            redis: redis, leadership: Leadership(ttl: configuration.leaderLease), nudge: DispatchNudge(), configuration: configuration,
+            metrics: SchedulerMetrics(),
             logger: logger)
         let app = Application(
             router: SchedulerAPI(context: context).router(),
@@ -47,8 +50,9 @@ public enum SchedulerServer {
             app,
         ]
         logger.notice("scheduler \(configuration.instanceID) serving on http://\(configuration.httpHost):\(configuration.httpPort)")
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await pool.close()
     }

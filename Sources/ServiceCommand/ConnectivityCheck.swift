@@ -16,11 +16,12 @@ public enum ConnectivityCheck {
         public let detail: String
 
         public var rendered: String {
-            let name = switch service {
-            case .broker: "RabbitMQ  "
-            case .redis: "Redis     "
-            case .database: "PostgreSQL"
-            }
+            let name =
+                switch service {
+                case .broker: "RabbitMQ  "
+                case .redis: "Redis     "
+                case .database: "PostgreSQL"
+                }
             return "\(ok ? "✓" : "✗") \(name) \(detail)"
         }
     }

@@ -6,7 +6,9 @@ import Foundation
 /// from files such as Docker Swarm's `/run/secrets/...` instead of the environment. A variable
 /// set both ways, or a file that cannot be read, is an error that names it.
 public enum ServiceSettings {
-    public static func environment(_ base: [String: String] = ProcessInfo.processInfo.environment) throws(Settings.Invalid) -> [String: String] {
+    public static func environment(_ base: [String: String] = ProcessInfo.processInfo.environment) throws(Settings.Invalid) -> [String:
+        String]
+    {
         var result = base
         for (name, path) in base where name.hasPrefix("FOG_") && name.hasSuffix("_FILE") && !path.isEmpty {
             let target = String(name.dropLast("_FILE".count))

@@ -48,20 +48,25 @@ public struct CommandRunner: Sendable {
     }
 
     /// The same, blocking the calling thread: for scripts and tests, never for a service's tasks.
-    public static func runBlocking(_ argv: [String], environment: [String: String] = [:], timeout: Duration = .seconds(300)) throws -> Output {
+    public static func runBlocking(_ argv: [String], environment: [String: String] = [:], timeout: Duration = .seconds(300)) throws
+        -> Output
+    {
         try spawnAndWait(argv, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, timeout: timeout)
     }
 
     /// Starts `argv` in a process group of its own and returns at once with its PID; its
     /// output goes to `logFile`. The caller stops it by that PID and reaps it with `waitpid`.
     public static func spawnDetached(_ argv: [String], environment: [String: String] = [:], logFile: String) throws -> pid_t {
-        try spawn(argv, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
-                  stdout: logFile, stderr: nil, append: true)
+        try spawn(
+            argv, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            stdout: logFile, stderr: nil, append: true)
     }
 
     /// posix_spawn in a new process group, stdin from /dev/null, output to files (stderr to
     /// stdout's file when `stderr` is nil).
-    private static func spawn(_ argv: [String], environment: [String: String], stdout: String, stderr: String?, append: Bool) throws -> pid_t {
+    private static func spawn(_ argv: [String], environment: [String: String], stdout: String, stderr: String?, append: Bool) throws
+        -> pid_t
+    {
         guard let program = argv.first else { throw Failure(argv: argv, reason: "empty command") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -82,11 +87,12 @@ public struct CommandRunner: Sendable {
         let cArguments = argv.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
+            for argument in cArguments { free(argument) }
+            for variable in cEnvironment { free(variable) }
         }
         var pid: pid_t = 0
-        let spawned = program.contains("/")
+        let spawned =
+            program.contains("/")
             ? posix_spawn(&pid, program, &actions, &attributes, cArguments, cEnvironment)
             : posix_spawnp(&pid, program, &actions, &attributes, cArguments, cEnvironment)
         guard spawned == 0 else { throw Failure(argv: argv, reason: "cannot start: \(String(cString: strerror(spawned)))") }

@@ -33,8 +33,10 @@ struct ClusterOptions: ParsableArguments {
     var queueReplicationInterval: Int = 30
 
     func validate() throws {
-        for (flag, value) in [("--heartbeat-interval", heartbeatInterval), ("--heartbeat-ttl", heartbeatTTL), ("--master-lease", masterLease),
-                              ("--queue-replication-interval", queueReplicationInterval)] where !(1...86_400).contains(value) {
+        for (flag, value) in [
+            ("--heartbeat-interval", heartbeatInterval), ("--heartbeat-ttl", heartbeatTTL), ("--master-lease", masterLease),
+            ("--queue-replication-interval", queueReplicationInterval),
+        ] where !(1...86_400).contains(value) {
             throw ValidationError("\(flag) must be 1 to 86400 seconds, not \(value)")
         }
     }
@@ -61,8 +63,9 @@ struct ClusterOptions: ParsableArguments {
     func agent(_ configuration: ClusterCtlConfiguration) -> ClusterAgent {
         var logger = Logger(label: "clusterctl")
         logger[metadataKey: "node"] = "\(configuration.node)"
-        return ClusterAgent(configuration: configuration, rabbit: rabbit,
-                            redis: RedisConnection(configuration: configuration.redis, logger: logger), logger: logger)
+        return ClusterAgent(
+            configuration: configuration, rabbit: rabbit,
+            redis: RedisConnection(configuration: configuration.redis, logger: logger), logger: logger)
     }
 }
 
@@ -71,9 +74,14 @@ extension ClusterCtlCommand {
         static let configuration = CommandConfiguration(
             abstract: "Keep the local node in the cluster: heartbeat, elect a master, join, prune. Runs until SIGTERM or SIGINT.")
         @OptionGroup var options: ClusterOptions
-        @Option(help: "Address of the local node's AMQP listener, probed on each heartbeat (default: $RABBITMQ_NODE_IP_ADDRESS, else 127.0.0.1).")
+        @Option(
+            help:
+                "Address of the local node's AMQP listener, probed on each heartbeat (default: $RABBITMQ_NODE_IP_ADDRESS, else 127.0.0.1).")
         var amqpHost: String?
-        @Option(help: "Port of that listener (default: $RABBITMQ_NODE_PORT, else 5672); 0 asks rabbitmqctl cluster_status on every heartbeat instead.")
+        @Option(
+            help:
+                "Port of that listener (default: $RABBITMQ_NODE_PORT, else 5672); 0 asks rabbitmqctl cluster_status on every heartbeat instead."
+        )
         var amqpPort: Int?
         @Option(help: "Seconds between full looks at cluster_status while the listener answers.")
         var membershipCheckInterval: Int = 60
@@ -113,7 +121,7 @@ extension ClusterCtlCommand {
                 return source
             }
             try await task.value
-            signals.forEach { $0.cancel() }
+            for signal in signals { signal.cancel() }
         }
     }
 
@@ -141,7 +149,8 @@ extension ClusterCtlCommand {
     }
 
     struct Join: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Join the local node to the master's cluster now, by the same rules as `run`.")
+        static let configuration = CommandConfiguration(
+            abstract: "Join the local node to the master's cluster now, by the same rules as `run`.")
         @OptionGroup var options: ClusterOptions
         @Option(help: "Join this node's cluster instead of the master's.") var master: String?
 
@@ -166,7 +175,8 @@ extension ClusterCtlCommand {
             let (agent, target) = try await agentAndMaster(options, configuration, override: nil)
             let unreplicated = try await options.rabbit.unreplicatedMessages(on: configuration.node)
             if unreplicated > 0 && !force {
-                throw ValidationError("\(configuration.node) holds \(unreplicated) messages that exist nowhere else; add --force to lose them")
+                throw ValidationError(
+                    "\(configuration.node) holds \(unreplicated) messages that exist nowhere else; add --force to lose them")
             }
             try await agent.execute(.forgetThenJoin, master: target)
             print("\(configuration.node) rejoined \(target)'s cluster")
@@ -201,7 +211,8 @@ extension ClusterCtlCommand {
     }
 
     struct Members: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the members registered in Redis; --prune drops those whose heartbeat expired.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the members registered in Redis; --prune drops those whose heartbeat expired.")
         @OptionGroup var options: ClusterOptions
         @Flag(help: "Remove members whose heartbeat expired.") var prune = false
 
@@ -230,11 +241,14 @@ private func gather(_ options: ClusterOptions) async throws -> ClusterReport {
     let configuration = try options.settings()
     let redis = RedisConnection(configuration: configuration.redis)
     defer { redis.close() }
-    return await ClusterReport.gather(redis: redis, rabbit: options.rabbit, nodes: [configuration.node],
-                                      heartbeatTTL: configuration.heartbeatTTL)
+    return await ClusterReport.gather(
+        redis: redis, rabbit: options.rabbit, nodes: [configuration.node],
+        heartbeatTTL: configuration.heartbeatTTL)
 }
 
-private func agentAndMaster(_ options: ClusterOptions, _ configuration: ClusterCtlConfiguration, override: String?) async throws -> (ClusterAgent, String) {
+private func agentAndMaster(_ options: ClusterOptions, _ configuration: ClusterCtlConfiguration, override: String?) async throws -> (
+    ClusterAgent, String
+) {
     let agent = options.agent(configuration)
     if let override { return (agent, override) }
     let redis = try await RedisConnection.connect(configuration.redis)

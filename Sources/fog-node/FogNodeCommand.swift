@@ -5,8 +5,8 @@ import FogNode
 import Foundation
 import Logging
 import RedisClient
-import ServiceLifecycle
 import ServiceCommand
+import ServiceLifecycle
 
 /// `fog-node`: the executor that runs tasks on an edge host.
 @main
@@ -36,9 +36,10 @@ struct FogNodeCommand: AsyncParsableCommand {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var logger = Logger(label: "fog-node")
             logger.logLevel = environment["FOG_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: FogNodeService(configuration: configuration, logger: logger))],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: FogNodeService(configuration: configuration, logger: logger))],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import ServiceCommand
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// The scheduler's HTTP API as the CLI uses it: URL and token from flags or FOG_API_URL and
@@ -32,7 +33,14 @@ struct APIOptions: ParsableArguments {
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
-            struct Failure: Decodable { struct Detail: Decodable { let code: String; let message: String; let fields: [String: String]? }; let error: Detail }
+            struct Failure: Decodable {
+                struct Detail: Decodable {
+                    let code: String
+                    let message: String
+                    let fields: [String: String]?
+                }
+                let error: Detail
+            }
             if let failure = try? JSONDecoder().decode(Failure.self, from: data) {
                 let fields = (failure.error.fields ?? [:]).sorted { $0.key < $1.key }.map { "\n  \($0.key): \($0.value)" }.joined()
                 throw CLIError("\(status) \(failure.error.code): \(failure.error.message)\(fields)")

@@ -1,14 +1,15 @@
 import AMQPClient
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Logging
 import PostgresClient
 import RedisClient
 import Scheduler
 import ServiceCommand
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// `scheduler`: the scheduler service and its operator commands.
 @main
@@ -51,8 +52,10 @@ struct SchedulerCommand: AsyncParsableCommand {
             let logger = makeLogger("scheduler")
             let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), maximumConnections: 1, logger: logger)
             let applied = try await Migrations.migrate(pool, logger: logger)
-            print(applied.isEmpty ? "the database is at version \(Migrations.latest): nothing to do"
-                  : "applied migrations \(applied.map(String.init).joined(separator: ", ")); now at version \(Migrations.latest)")
+            print(
+                applied.isEmpty
+                    ? "the database is at version \(Migrations.latest): nothing to do"
+                    : "applied migrations \(applied.map(String.init).joined(separator: ", ")); now at version \(Migrations.latest)")
             await pool.close()
         }
     }

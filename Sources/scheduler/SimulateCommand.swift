@@ -82,8 +82,9 @@ struct Simulate: ParsableCommand {
             panels.append(results)
             let text = SimulationReport.render(results, as: format)
             // CSV: one header for all scenarios.
-            print(format == .csv && panels.count > 1 ? String(text.split(separator: "\n", maxSplits: 1).last ?? "") : text,
-                  terminator: format == .table ? "\n" : "")
+            print(
+                format == .csv && panels.count > 1 ? String(text.split(separator: "\n", maxSplits: 1).last ?? "") : text,
+                terminator: format == .table ? "\n" : "")
         }
         if let plot {
             do { try SVGChart.render(panels).write(toFile: plot, atomically: true, encoding: .utf8) } catch {

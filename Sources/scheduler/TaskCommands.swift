@@ -6,7 +6,9 @@ import Scheduler
 struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit a task: a program (after --), a built-in kind, or a JSON file of one task or {\"tasks\": [...]}.",
-        discussion: "Examples:\n  scheduler submit --kind sleep --seconds 2 --class high\n  scheduler submit --cpu 500 --memory 256 -- /usr/bin/convert in.png out.png\n  scheduler submit --file batch.json")
+        discussion:
+            "Examples:\n  scheduler submit --kind sleep --seconds 2 --class high\n  scheduler submit --cpu 500 --memory 256 -- /usr/bin/convert in.png out.png\n  scheduler submit --file batch.json"
+    )
 
     @OptionGroup var api: APIOptions
     @Option(help: "A JSON file holding the task or a batch.") var file: String?
@@ -58,10 +60,14 @@ struct Submit: AsyncParsableCommand {
         if api.json { return print(String(decoding: data, as: UTF8.self)) }
         struct Batch: Decodable { let tasks: [TaskRecord] }
         let tasks: [TaskRecord]
-        if let batch = try? JSONDecoder().decode(Batch.self, from: data) { tasks = batch.tasks } else {
+        if let batch = try? JSONDecoder().decode(Batch.self, from: data) {
+            tasks = batch.tasks
+        } else {
             tasks = [try JSONDecoder().decode(TaskRecord.self, from: data)]
         }
-        printTable(["ID", "NAME", "CLASS", "STATUS"], tasks.map { [$0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue] })
+        printTable(
+            ["ID", "NAME", "CLASS", "STATUS"],
+            tasks.map { [$0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue] })
     }
 }
 
@@ -82,12 +88,20 @@ struct Tasks: AsyncParsableCommand {
         }
         let data = try await api.request("GET", "/v1/tasks?" + query.joined(separator: "&"))
         if api.json { return print(String(decoding: data, as: UTF8.self)) }
-        struct Page: Decodable { let tasks: [TaskRecord]; let next_cursor: String? }
+        struct Page: Decodable {
+            let tasks: [TaskRecord]
+            let next_cursor: String?
+        }
         let page = try JSONDecoder().decode(Page.self, from: data)
-        printTable(["ID", "NAME", "CLASS", "STATUS", "NODE", "ATTEMPTS", "CREATED", "WHY"], page.tasks.map {
-            [$0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue, $0.node ?? "-", String($0.attemptCount), $0.createdAt,
-             String(($0.reason ?? $0.pendingReason ?? "").prefix(90))]
-        })
+        printTable(
+            ["ID", "NAME", "CLASS", "STATUS", "NODE", "ATTEMPTS", "CREATED", "WHY"],
+            page.tasks.map {
+                [
+                    $0.id.uuidString, $0.spec.name, $0.spec.priority.rawValue, $0.status.rawValue, $0.node ?? "-", String($0.attemptCount),
+                    $0.createdAt,
+                    String(($0.reason ?? $0.pendingReason ?? "").prefix(90)),
+                ]
+            })
         if let next = page.next_cursor { print("more: --cursor \(next)") }
     }
 }
@@ -103,15 +117,24 @@ struct ShowTask: AsyncParsableCommand {
         if api.json { return print(String(decoding: data, as: UTF8.self)) }
         let task = try JSONDecoder().decode(TaskRecord.self, from: data)
         print("task     \(task.id.uuidString)  \(task.spec.name)")
-        print("status   \(task.status.rawValue)" + (task.reason.map { "  (\($0))" } ?? "") + (task.pendingReason.map { "  waiting: \($0)" } ?? ""))
-        print("class    \(task.spec.priority.rawValue)  cpu \(task.spec.resources.cpuMillicores)m  memory \(task.spec.resources.memoryMB) MB  timeout \(task.spec.timeoutSeconds) s")
+        print(
+            "status   \(task.status.rawValue)" + (task.reason.map { "  (\($0))" } ?? "")
+                + (task.pendingReason.map { "  waiting: \($0)" } ?? ""))
+        print(
+            "class    \(task.spec.priority.rawValue)  cpu \(task.spec.resources.cpuMillicores)m  memory \(task.spec.resources.memoryMB) MB  timeout \(task.spec.timeoutSeconds) s"
+        )
         print("created  \(task.createdAt)  updated \(task.updatedAt)")
         print("\nattempts")
-        printTable(["#", "NODE", "STATUS", "QUEUED", "STARTED", "FINISHED", "EXIT", "CPU S", "PEAK MB", "SCORE"], (task.attempts ?? []).map { a in
-            [String(a.number), a.node, a.status.rawValue, a.queuedAt, a.startedAt ?? "-", a.finishedAt ?? "-", a.exitCode.map(String.init) ?? "-",
-             a.cpuSeconds.map { String(format: "%.2f", $0) } ?? "-", a.peakMemoryMB.map { String(format: "%.1f", $0) } ?? "-",
-             a.score.map { "\($0.policy) \(String(format: "%.3f", $0.total))" } ?? "-"]
-        })
+        printTable(
+            ["#", "NODE", "STATUS", "QUEUED", "STARTED", "FINISHED", "EXIT", "CPU S", "PEAK MB", "SCORE"],
+            (task.attempts ?? []).map { a in
+                [
+                    String(a.number), a.node, a.status.rawValue, a.queuedAt, a.startedAt ?? "-", a.finishedAt ?? "-",
+                    a.exitCode.map(String.init) ?? "-",
+                    a.cpuSeconds.map { String(format: "%.2f", $0) } ?? "-", a.peakMemoryMB.map { String(format: "%.1f", $0) } ?? "-",
+                    a.score.map { "\($0.policy) \(String(format: "%.3f", $0.total))" } ?? "-",
+                ]
+            })
         if let last = task.attempts?.last {
             if let out = last.stdoutTail, !out.isEmpty { print("\nstdout (tail)\n\(out)") }
             if let err = last.stderrTail, !err.isEmpty { print("\nstderr (tail)\n\(err)") }
@@ -145,11 +168,16 @@ struct Nodes: AsyncParsableCommand {
         if api.json { return print(String(decoding: data, as: UTF8.self)) }
         struct List: Decodable { let nodes: [NodeRecord] }
         let nodes = try JSONDecoder().decode(List.self, from: data).nodes
-        printTable(["NODE", "ALIVE", "ZONE", "CPU", "MEMORY MB", "RESERVED CPU", "RESERVED MB", "ACTIVE", "HEARTBEAT AGE"], nodes.map { n in
-            [n.id, n.alive ? "yes" : "no", n.zone ?? "-", n.capacity.map { "\($0.cpuMillicores)m" } ?? "-", n.capacity.map { String($0.memoryMB) } ?? "-",
-             "\(n.reserved.cpuMillicores)m", String(n.reserved.memoryMB), String(n.activeAttempts),
-             n.heartbeatAgeSeconds.map { String(format: "%.1f s", $0) } ?? (n.problem ?? "-")]
-        })
+        printTable(
+            ["NODE", "ALIVE", "ZONE", "CPU", "MEMORY MB", "RESERVED CPU", "RESERVED MB", "ACTIVE", "HEARTBEAT AGE"],
+            nodes.map { n in
+                [
+                    n.id, n.alive ? "yes" : "no", n.zone ?? "-", n.capacity.map { "\($0.cpuMillicores)m" } ?? "-",
+                    n.capacity.map { String($0.memoryMB) } ?? "-",
+                    "\(n.reserved.cpuMillicores)m", String(n.reserved.memoryMB), String(n.activeAttempts),
+                    n.heartbeatAgeSeconds.map { String(format: "%.1f s", $0) } ?? (n.problem ?? "-"),
+                ]
+            })
     }
 }
 
@@ -161,11 +189,16 @@ struct Wait: AsyncParsableCommand {
     @Option(help: "Give up after this many seconds.") var timeout: Double = 120
 
     func validate() throws {
-        guard timeout > 0, timeout <= 31_536_000 else { throw ValidationError("--timeout must be more than 0 and at most 31536000 seconds") }
+        guard timeout > 0, timeout <= 31_536_000 else {
+            throw ValidationError("--timeout must be more than 0 and at most 31536000 seconds")
+        }
     }
 
     func run() async throws {
-        struct Stats: Decodable { struct Tasks: Decodable { let tasks_by_status: [String: Int] }; let tasks: Tasks }
+        struct Stats: Decodable {
+            struct Tasks: Decodable { let tasks_by_status: [String: Int] }
+            let tasks: Tasks
+        }
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let stats = try JSONDecoder().decode(Stats.self, from: try await api.request("GET", "/v1/stats"))

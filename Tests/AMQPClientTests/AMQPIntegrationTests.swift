@@ -1,7 +1,8 @@
-@testable import AMQPClient
 import Foundation
 import TestSupport
 import Testing
+
+@testable import AMQPClient
 
 /// Against the real 3-node RabbitMQ cluster of the test services (vhost fog).
 @Suite(TestServices.required, .serialized)
@@ -15,7 +16,10 @@ struct AMQPIntegrationTests {
     @Test func tenThousandConfirmedMessagesThroughA3NodeQuorumQueue() async throws {
         let publisher = try await connect(name: "test-publisher")
         let consumer = try await connect(name: "test-consumer")
-        defer { publisher.close(); consumer.close() }
+        defer {
+            publisher.close()
+            consumer.close()
+        }
         try await publisher.declareQueue(queue, arguments: .quorumQueue(deliveryLimit: 10, overflow: .rejectPublish))
         #expect(Set(try TestServices.quorumMembers(queue)) == ["rmq1@localhost", "rmq2@localhost", "rmq3@localhost"])
 
@@ -86,7 +90,8 @@ struct AMQPIntegrationTests {
     @Test func getPurgeRejectAndDeadLettering() async throws {
         let connection = try await connect()
         defer { connection.close() }
-        let dlx = queue + ".dlx", dead = queue + ".dead"
+        let dlx = queue + ".dlx"
+        let dead = queue + ".dead"
         try await connection.declareExchange(dlx, kind: .fanout)
         try await connection.declareQueue(dead, arguments: .quorumQueue())
         try await connection.bindQueue(dead, to: dlx, routingKey: "")
@@ -217,7 +222,10 @@ struct AMQPIntegrationTests {
         // The publisher starts on rmq2; the consumer and the admin connection on rmq3.
         let publisher = try await connect([urls[1], urls[2], urls[0]], name: "test-failover-publisher")
         let consumer = try await connect([urls[2], urls[0], urls[1]], name: "test-failover-consumer")
-        defer { publisher.close(); consumer.close() }
+        defer {
+            publisher.close()
+            consumer.close()
+        }
         #expect(try await publisher.currentBroker() == "amqp://127.0.0.1:5783/fog")
         try await consumer.declareQueue(queue, arguments: .quorumQueue())
 
@@ -252,8 +260,9 @@ struct AMQPIntegrationTests {
         }
         try await killer?.value
         do {
-            try await checkFailover(publisher: publisher, consumer: consumer, confirmed: confirmed, total: total,
-                                    retries: retries, longestStall: longestStall)
+            try await checkFailover(
+                publisher: publisher, consumer: consumer, confirmed: confirmed, total: total,
+                retries: retries, longestStall: longestStall)
         } catch {
             // Whatever failed, the next tests need the node back.
             try? TestServices.start("rmq2")
@@ -268,8 +277,10 @@ struct AMQPIntegrationTests {
         reconnected.close()
     }
 
-    private func checkFailover(publisher: AMQPConnection, consumer: AMQPConnection, confirmed: Set<Int>, total: Int,
-                               retries: Int, longestStall: Duration) async throws {
+    private func checkFailover(
+        publisher: AMQPConnection, consumer: AMQPConnection, confirmed: Set<Int>, total: Int,
+        retries: Int, longestStall: Duration
+    ) async throws {
         #expect(confirmed.count == total)
         #expect(try await publisher.currentBroker() != "amqp://127.0.0.1:5783/fog")
         print("failover: \(retries) publishes without a confirm were retried; longest publish stall \(longestStall)")

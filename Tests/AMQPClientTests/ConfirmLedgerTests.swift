@@ -1,5 +1,6 @@
-@testable import AMQPClient
 import Testing
+
+@testable import AMQPClient
 
 /// The publisher-confirm bookkeeping, without a broker: tickets are plain numbers.
 @Suite struct ConfirmLedgerTests {
@@ -53,9 +54,10 @@ import Testing
         // A return that matches nothing unconfirmed is ignored.
         ledger.returned(code: 312, text: "NO_ROUTE", exchange: "fog.tasks", routingKey: "fog.node.other", body: [1])
         let settled = ledger.confirmed(upTo: 3, multiple: true, ack: true)
-        #expect(settled.map(\.outcome) == [
-            .returned(replyCode: 312, replyText: "NO_ROUTE"), .ack, .returned(replyCode: 312, replyText: "NO_ROUTE"),
-        ])
+        #expect(
+            settled.map(\.outcome) == [
+                .returned(replyCode: 312, replyText: "NO_ROUTE"), .ack, .returned(replyCode: 312, replyText: "NO_ROUTE"),
+            ])
     }
 
     @Test func aConfirmOfATagNeverPublishedSettlesNothingElse() {

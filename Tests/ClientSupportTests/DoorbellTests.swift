@@ -1,12 +1,13 @@
-@testable import ClientSupport
 import Testing
+
+@testable import ClientSupport
 
 @Suite struct DoorbellTests {
     @Test func aRingBeforeTheWaitIsKept() async {
         let bell = Doorbell()
         bell.ring()
-        bell.ring() // rings that come together are one
-        await bell.wait() // returns at once
+        bell.ring()  // rings that come together are one
+        await bell.wait()  // returns at once
         let started = ContinuousClock.now
         await bell.wait(upTo: .milliseconds(100))
         // The second wait found no ring left and ran to its limit.
@@ -40,8 +41,8 @@ import Testing
         let waiter = Task { await bell.wait() }
         try? await Task.sleep(for: .milliseconds(20))
         waiter.cancel()
-        await waiter.value // would hang forever if cancellation did not resume it
+        await waiter.value  // would hang forever if cancellation did not resume it
         bell.ring()
-        await bell.wait() // the ring after is kept for the next wait
+        await bell.wait()  // the ring after is kept for the next wait
     }
 }

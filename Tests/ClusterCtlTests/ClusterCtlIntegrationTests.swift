@@ -32,9 +32,10 @@ struct ClusterCtlIntegrationTests {
     /// Starts rmq1's clusterctl alone and waits until it is master of a one-node cluster.
     func makeRmq1Master(_ lab: RabbitLab) async throws {
         try lab.startAgent("rmq1")
-        _ = try #require(await lab.waitFor(.seconds(60)) {
-            try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
-        }, "rmq1 did not become master")
+        _ = try #require(
+            await lab.waitFor(.seconds(60)) {
+                try await masterAndMembers(lab).0 == RabbitLab.node("rmq1")
+            }, "rmq1 did not become master")
     }
 
     @Test func formsFailsOverAndRejoinsAfterAKillAndAWipe() async throws {
@@ -57,7 +58,8 @@ struct ClusterCtlIntegrationTests {
         let survivors = names.filter { $0 != masterName }
         // The publisher talks to the survivors only, so the kill is the queue's failover, not its own.
         let survivorURLs = survivors.map { urls[names.firstIndex(of: $0)!] }
-        let publisher = try await AMQPConnection.connect(AMQPConfiguration(urls: survivorURLs.joined(separator: ","), connectionName: "lab-publisher"))
+        let publisher = try await AMQPConnection.connect(
+            AMQPConfiguration(urls: survivorURLs.joined(separator: ","), connectionName: "lab-publisher"))
         defer { publisher.close() }
         try await publisher.declareQueue(queue, arguments: .quorumQueue())
         #expect(lab.quorumMembers(queue, via: survivors[0]) == Set(names.map(RabbitLab.node)))
@@ -66,7 +68,8 @@ struct ClusterCtlIntegrationTests {
         let killedAt = ContinuousClock.now
         lab.killAgent(masterName)
         try lab.killNode(masterName)
-        var confirmedAfterKill = 0, failedAfterKill = 0
+        var confirmedAfterKill = 0
+        var failedAfterKill = 0
         let newMaster = try await lab.waitFor(lease + .seconds(10), every: .milliseconds(100)) {
             if (try? await publisher.publish(Array("after the kill".utf8), exchange: "", routingKey: queue)) == .ack {
                 confirmedAfterKill += 1
@@ -99,13 +102,15 @@ struct ClusterCtlIntegrationTests {
         let wipedAt = ContinuousClock.now
         try lab.startNode(victim)
         try lab.startAgent(victim)
-        _ = try #require(await lab.waitFor(.seconds(150)) {
-            lab.formed(names) && lab.quorumMembers(queue, via: victim) == Set(names.map(RabbitLab.node))
-        }, "the wiped node did not rejoin with its quorum replica")
+        _ = try #require(
+            await lab.waitFor(.seconds(150)) {
+                lab.formed(names) && lab.quorumMembers(queue, via: victim) == Set(names.map(RabbitLab.node))
+            }, "the wiped node did not rejoin with its quorum replica")
         let wipeToHealed = ContinuousClock.now - wipedAt
         try await publisher.deleteQueue(queue)
 
-        print("""
+        print(
+            """
             clusterctl: formed in \(formedIn); master failover in \(failover) (lease \(lease)); \
             \(confirmedAfterKill) confirmed / \(failedAfterKill) failed publishes during it; \
             killed node rejoined \(restartToRejoin) after its restart (\(rejoinedIn) after start returned); \
@@ -158,7 +163,8 @@ struct ClusterCtlIntegrationTests {
         try lab.createBrokerUser(on: "rmq1")
         let connection = try await AMQPConnection.connect(AMQPConfiguration(urls: try lab.brokerURLs()[0], connectionName: "lab-declare"))
         defer { connection.close() }
-        let early = "fog.lab.declared-alone", during = "fog.lab.member-lost"
+        let early = "fog.lab.declared-alone"
+        let during = "fog.lab.member-lost"
         try await connection.declareQueue(early, arguments: .quorumQueue())
         #expect(lab.quorumMembers(early, via: "rmq1") == [RabbitLab.node("rmq1")])
 
@@ -166,22 +172,25 @@ struct ClusterCtlIntegrationTests {
         try lab.startAgent("rmq2")
         try lab.startAgent("rmq3")
         let everyone = Set(names.map(RabbitLab.node))
-        let grownIn = try #require(await lab.waitFor(.seconds(150)) {
-            lab.formed(names) && lab.quorumMembers(early, via: "rmq1") == everyone
-        }, "the early queue did not get all three members: \(lab.quorumMembers(early, via: "rmq1"))")
+        let grownIn = try #require(
+            await lab.waitFor(.seconds(150)) {
+                lab.formed(names) && lab.quorumMembers(early, via: "rmq1") == everyone
+            }, "the early queue did not get all three members: \(lab.quorumMembers(early, via: "rmq1"))")
 
         // A queue that lost a member (a join whose grow failed, an operator's delete_member) is
         // grown back by the master within its replication interval.
         try await connection.declareQueue(during, arguments: .quorumQueue())
         _ = try lab.rabbitmq("rmq1", ["rabbitmq-queues", "-q", "delete_member", "-p", "fog", during, RabbitLab.node("rmq3")])
         #expect(lab.quorumMembers(during, via: "rmq1") == Set(["rmq1", "rmq2"].map(RabbitLab.node)))
-        let repairedIn = try #require(await lab.waitFor(.seconds(60)) {
-            lab.quorumMembers(during, via: "rmq1") == everyone
-        }, "the master did not grow the queue back onto rmq3: \(lab.quorumMembers(during, via: "rmq1"))")
+        let repairedIn = try #require(
+            await lab.waitFor(.seconds(60)) {
+                lab.quorumMembers(during, via: "rmq1") == everyone
+            }, "the master did not grow the queue back onto rmq3: \(lab.quorumMembers(during, via: "rmq1"))")
         try await connection.deleteQueue(early)
         try await connection.deleteQueue(during)
-        print("clusterctl: a queue declared on a lone master had 3 members \(grownIn) after the joins began; "
-              + "one that lost a member had it back \(repairedIn) later")
+        print(
+            "clusterctl: a queue declared on a lone master had 3 members \(grownIn) after the joins began; "
+                + "one that lost a member had it back \(repairedIn) later")
     }
 
     @Test func aRedisOutageChangesNothingAndStatusIsConsistentAfterIt() async throws {
@@ -209,7 +218,9 @@ struct ClusterCtlIntegrationTests {
         let status = try clusterctl(lab, "status")
         for name in names { #expect(status.stdout.contains("\(RabbitLab.node(name))")) }
         #expect(!status.stdout.contains("✗"), "\(status.stdout)")
-        print("clusterctl: \(checks) checks during 60 s without Redis found the cluster unchanged; consistent again \(consistentIn.map { "\($0)" } ?? "never") after Redis returned")
+        print(
+            "clusterctl: \(checks) checks during 60 s without Redis found the cluster unchanged; consistent again \(consistentIn.map { "\($0)" } ?? "never") after Redis returned"
+        )
     }
 
     /// Redis values are outside input (THREATS.md): an epoch no INCR takes used to keep every
@@ -255,7 +266,9 @@ struct ClusterCtlIntegrationTests {
         try lab.rabbitmq(victim, ["rabbitmqctl", "-q", "start_app"])
         let back = await lab.waitFor(.seconds(60)) { (try? await redis.get(key)) != nil && lab.formed(names) }
         #expect(back != nil, "\(victim) did not heartbeat again after start_app")
-        print("clusterctl: a stopped application's heartbeat lapsed \(lapsed.map { "\($0)" } ?? "never") after stop_app (bound \(bound)); back \(back.map { "\($0)" } ?? "never") after start_app")
+        print(
+            "clusterctl: a stopped application's heartbeat lapsed \(lapsed.map { "\($0)" } ?? "never") after stop_app (bound \(bound)); back \(back.map { "\($0)" } ?? "never") after start_app"
+        )
     }
 
     @Test func aFullStopAndStartComesBackWithoutManualSteps() async throws {
@@ -274,7 +287,8 @@ struct ClusterCtlIntegrationTests {
         for name in names { try lab.startAgent(name) }
         let back = await lab.waitFor(.seconds(120)) { (try? clusterctl(lab, "health"))?.succeeded == true && lab.formed(names) }
         #expect(back != nil, "after a full stop: \((try? clusterctl(lab, "health"))?.stdout ?? "")")
-        #expect(try names.map { try joinCount(lab, $0) }.reduce(0, +) == 2, "only the first formation joined nodes; the restart needed none")
+        #expect(
+            try names.map { try joinCount(lab, $0) }.reduce(0, +) == 2, "only the first formation joined nodes; the restart needed none")
         print("clusterctl: after a full stop, the cluster was whole and healthy \(ContinuousClock.now - restart) after the restart began")
     }
 
@@ -329,7 +343,9 @@ struct ClusterCtlIntegrationTests {
     private func clusterctl(_ lab: RabbitLab, _ command: String) throws -> CommandRunner.Output {
         let binary = TestServices.repositoryRoot.appendingPathComponent(".build/debug/clusterctl").path
         let env = "\(lab.directory)/rmq/rmq1/env.sh"
-        return try CommandRunner.runBlocking(["/bin/bash", "-c",
-            ". '\(env)' && '\(binary)' \(command) --node rmq1@localhost --redis-url '\(lab.redisURL)' --heartbeat-interval \(RabbitLab.heartbeatInterval) --heartbeat-ttl \(RabbitLab.heartbeatTTL)"])
+        return try CommandRunner.runBlocking([
+            "/bin/bash", "-c",
+            ". '\(env)' && '\(binary)' \(command) --node rmq1@localhost --redis-url '\(lab.redisURL)' --heartbeat-interval \(RabbitLab.heartbeatInterval) --heartbeat-ttl \(RabbitLab.heartbeatTTL)",
+        ])
     }
 }

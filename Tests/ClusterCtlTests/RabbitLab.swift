@@ -30,7 +30,8 @@ final class RabbitLab: @unchecked Sendable {
 
     func script(_ arguments: String...) throws {
         let script = TestServices.repositoryRoot.appendingPathComponent("scripts/services.sh").path
-        let output = try CommandRunner.runBlocking([script] + arguments + ["--profile", "lab"], environment: ["FOG_SVC_STATE_DIR": directory])
+        let output = try CommandRunner.runBlocking(
+            [script] + arguments + ["--profile", "lab"], environment: ["FOG_SVC_STATE_DIR": directory])
         guard output.succeeded else {
             throw TestServices.CommandFailed(argv: arguments, status: output.status, stderr: output.stderr)
         }
@@ -58,7 +59,8 @@ final class RabbitLab: @unchecked Sendable {
     func startAgent(_ name: String) throws {
         let clusterctl = TestServices.repositoryRoot.appendingPathComponent(".build/debug/clusterctl").path
         let env = "\(directory)/rmq/\(name)/env.sh"
-        let command = ". '\(env)' && exec '\(clusterctl)' run --node \(Self.node(name)) --redis-url '\(redisURL)'"
+        let command =
+            ". '\(env)' && exec '\(clusterctl)' run --node \(Self.node(name)) --redis-url '\(redisURL)'"
             + " --heartbeat-interval \(Self.heartbeatInterval) --heartbeat-ttl \(Self.heartbeatTTL) --master-lease \(Self.masterLease)"
             + " --queue-replication-interval \(Self.queueReplicationInterval)"
         let pid = try CommandRunner.spawnDetached(["/bin/bash", "-c", command], logFile: "\(directory)/rmq/\(name)/clusterctl.log")
@@ -113,7 +115,9 @@ final class RabbitLab: @unchecked Sendable {
     }
 
     /// Polls `condition` until it holds or `timeout` passes; returns how long it took, or nil.
-    func waitFor(_ timeout: Duration, every interval: Duration = .milliseconds(250), _ condition: () async throws -> Bool) async rethrows -> Duration? {
+    func waitFor(_ timeout: Duration, every interval: Duration = .milliseconds(250), _ condition: () async throws -> Bool) async rethrows
+        -> Duration?
+    {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < timeout {
             if try await condition() { return ContinuousClock.now - start }

@@ -36,7 +36,10 @@ struct LeaseElectionTests {
                 mayClaim: { self.mayClaim.withLock { $0 } },
                 newToken: { _ in
                     self.whileTakingToken.withLock { $0 }?()
-                    return self.tokens.withLock { $0 += 1; return $0 }
+                    return self.tokens.withLock {
+                        $0 += 1
+                        return $0
+                    }
                 },
                 changed: { change in self.changes.withLock { $0.append(change) } })
         }
@@ -44,8 +47,12 @@ struct LeaseElectionTests {
 
     @Test func oneOfTwoWinsAndTheOtherFollowsUntilTheKeyIsFree() async throws {
         let clock = ManualClock()
-        let a = try await Contender(clock: clock), b = try await Contender(clock: clock)
-        defer { a.redis.close(); b.redis.close() }
+        let a = try await Contender(clock: clock)
+        let b = try await Contender(clock: clock)
+        defer {
+            a.redis.close()
+            b.redis.close()
+        }
         let (ea, eb) = (a.election(key: key, holder: "a"), b.election(key: key, holder: "b"))
         try await ea.turn()
         try await eb.turn()

@@ -25,8 +25,9 @@ import Testing
         Case(name: "a node forgotten while down", local: oldC, masterView: withoutC, unreplicated: 0, expected: .resetThenRejoin),
     ])
     func plansTheLeastDestructiveWayIn(_ example: Case) {
-        let plan = JoinPlanner.plan(node: Self.c, local: example.local, master: Self.a, masterView: example.masterView,
-                                    unreplicatedMessages: example.unreplicated)
+        let plan = JoinPlanner.plan(
+            node: Self.c, local: example.local, master: Self.a, masterView: example.masterView,
+            unreplicatedMessages: example.unreplicated)
         #expect(plan == example.expected)
     }
 
@@ -126,7 +127,7 @@ import Testing
         var lease = LeaseState<Instant>(ttl: .seconds(6))
         lease.claimed(token: 3, sentAt: Self.t(0))
         #expect(lease.next(at: Self.t(2)) == .renew)
-        lease.renewed(sentAt: Self.t(2))   // answered at 5
+        lease.renewed(sentAt: Self.t(2))  // answered at 5
         #expect(lease.token(at: Self.t(7.9)) == 3)
         #expect(lease.token(at: Self.t(8)) == nil)
         #expect(lease.next(at: Self.t(3.9)) == .keep)
@@ -173,8 +174,10 @@ import Testing
 
     @Test func queuesDeclaredOnALoneNodeAreGrownOntoTheOthers() {
         // As seen on Swarm: fog nodes declared their queues before the cluster had formed.
-        let queues = [Queue(name: "fog/fog.events", members: ["rabbit@c"]),
-                      Queue(name: "fog/fog.node.n1.high", members: ["rabbit@a", "rabbit@b", "rabbit@c"])]
+        let queues = [
+            Queue(name: "fog/fog.events", members: ["rabbit@c"]),
+            Queue(name: "fog/fog.node.n1.high", members: ["rabbit@a", "rabbit@b", "rabbit@c"]),
+        ]
         #expect(QueueReplication.nodesToGrow(queues, running: Self.running) == ["rabbit@a", "rabbit@b"])
     }
 
@@ -186,8 +189,10 @@ import Testing
 
     @Test func aStoppedMemberIsNotGrownOnto() {
         // b is down: it is still a member of the queue and comes back to it; nothing to grow.
-        let queues = [Queue(name: "fog/q", members: ["rabbit@a", "rabbit@b", "rabbit@c"]),
-                      Queue(name: "fog/r", members: ["rabbit@a"])]
+        let queues = [
+            Queue(name: "fog/q", members: ["rabbit@a", "rabbit@b", "rabbit@c"]),
+            Queue(name: "fog/r", members: ["rabbit@a"]),
+        ]
         #expect(QueueReplication.nodesToGrow(queues, running: ["rabbit@a", "rabbit@c"]) == ["rabbit@c"])
     }
 }

@@ -78,7 +78,9 @@ struct DecoderFuzzTests {
     func controlMessages() {
         var fuzzer = Fuzzer(seed: 4)
         for _ in 0..<Self.rounds {
-            let body = fuzzer.mutate(#"{"v": 1, "kind": "cancel", "node": "n1", "task_id": "9E0F4B9C-1D57-4E3F-9C39-5D1E9F1C2A11", "attempt_id": "0B5D7C1E-3F2A-4B6C-8D9E-1F2A3B4C5D6E"}"#)
+            let body = fuzzer.mutate(
+                #"{"v": 1, "kind": "cancel", "node": "n1", "task_id": "9E0F4B9C-1D57-4E3F-9C39-5D1E9F1C2A11", "attempt_id": "0B5D7C1E-3F2A-4B6C-8D9E-1F2A3B4C5D6E"}"#
+            )
             _ = try? WireFormat.decode(ControlMessage.self, from: Array(body.utf8))
         }
     }
@@ -86,9 +88,11 @@ struct DecoderFuzzTests {
     @Test("node registrations: a hash from Redis is read within its limits or refused by field")
     func nodeRegistrations() {
         var fuzzer = Fuzzer(seed: 5)
-        let valid = FogNodeInfo(id: "n1", capacity: Resources(cpuMillicores: 2000, memoryMB: 1024, storageMB: 10), zone: "zone-a",
-                                labels: ["gpu": "no"], latencyMS: ["zone-b": 12], power: .init(batteryPercent: 50), startedAt: 1_800_000_000)
-            .hashFields
+        let valid = FogNodeInfo(
+            id: "n1", capacity: Resources(cpuMillicores: 2000, memoryMB: 1024, storageMB: 10), zone: "zone-a",
+            labels: ["gpu": "no"], latencyMS: ["zone-b": 12], power: .init(batteryPercent: 50), startedAt: 1_800_000_000
+        )
+        .hashFields
         for _ in 0..<Self.rounds {
             var fields = valid
             for _ in 0..<fuzzer.int(1...3) {
@@ -117,8 +121,10 @@ struct DecoderFuzzTests {
     @Test("heartbeats: a load that decodes is checked before placement reads it")
     func heartbeats() {
         var fuzzer = Fuzzer(seed: 6)
-        let valid = String(decoding: WireFormat.encode(NodeLoad(used: Resources(cpuMillicores: 100, memoryMB: 64), running: 1, queued: 2, at: 1_800_000_000)),
-                           as: UTF8.self)
+        let valid = String(
+            decoding: WireFormat.encode(
+                NodeLoad(used: Resources(cpuMillicores: 100, memoryMB: 64), running: 1, queued: 2, at: 1_800_000_000)),
+            as: UTF8.self)
         for _ in 0..<Self.rounds {
             let body = fuzzer.mutate(valid)
             guard let load = try? WireFormat.decode(NodeLoad.self, from: Array(body.utf8)), load.problem == nil else { continue }
@@ -178,8 +184,9 @@ struct DecoderFuzzTests {
 struct StorableTests {
     @Test("a NUL in a tail is replaced and marked; an impossible time becomes the receipt time")
     func poisonValues() {
-        let event = TaskEvent(taskID: .init(), attemptID: .init(), node: "n1", kind: .finished, at: 1e300, outcome: .succeeded,
-                              exitCode: Int(Int32.max) + 1, cpuSeconds: -1, stdoutTail: "a\u{0}b", reason: "r\u{0}")
+        let event = TaskEvent(
+            taskID: .init(), attemptID: .init(), node: "n1", kind: .finished, at: 1e300, outcome: .succeeded,
+            exitCode: Int(Int32.max) + 1, cpuSeconds: -1, stdoutTail: "a\u{0}b", reason: "r\u{0}")
         let (stored, repairs) = event.storable(now: 1_800_000_000)
         #expect(stored.stdoutTail == "a\u{FFFD}b")
         #expect(stored.reason == "r\u{FFFD}")
@@ -210,7 +217,8 @@ enum Samples {
         #"{"kind": "cpu", "args": {"millicores": 500, "seconds": 2, "exit_code": 3}, "name": "burn", "deadline_policy": "flag"}"#,
     ]
 
-    static let spec = #"{"name": "t", "kind": "sleep", "args": {"seconds": 1}, "class": "normal", "resources": {"cpu_millicores": 100, "memory_mb": 64, "storage_mb": 0}, "constraints": {"labels": {}}, "timeout_s": 30, "max_attempts": 3, "env": {"A": "b"}}"#
+    static let spec =
+        #"{"name": "t", "kind": "sleep", "args": {"seconds": 1}, "class": "normal", "resources": {"cpu_millicores": 100, "memory_mb": 64, "storage_mb": 0}, "constraints": {"labels": {}}, "timeout_s": 30, "max_attempts": 3, "env": {"A": "b"}}"#
     static let taskMessages = [
         #"{"v": 1, "task_id": "9E0F4B9C-1D57-4E3F-9C39-5D1E9F1C2A11", "attempt_id": "0B5D7C1E-3F2A-4B6C-8D9E-1F2A3B4C5D6E", "attempt": 1, "epoch": 3, "node": "n1", "spec": \#(spec)}"#,
         #"{"v": 1, "task_id": "9E0F4B9C-1D57-4E3F-9C39-5D1E9F1C2A11", "attempt_id": "0B5D7C1E-3F2A-4B6C-8D9E-1F2A3B4C5D6E", "attempt": 2, "epoch": 3, "node": "n1", "spec": {"name": "c", "command": ["/bin/sh", "-c", "echo"], "args": {}, "class": "low", "resources": {"cpu_millicores": 100, "memory_mb": 64, "storage_mb": 0}, "constraints": {"labels": {}}, "timeout_s": 1e2, "max_attempts": 1, "env": {}, "stdin": "AAE="}}"#,
@@ -221,4 +229,3 @@ enum Samples {
         #"{"v": 1, "events": [{"task_id": "9E0F4B9C-1D57-4E3F-9C39-5D1E9F1C2A11", "attempt_id": "0B5D7C1E-3F2A-4B6C-8D9E-1F2A3B4C5D6E", "node": "n1", "kind": "started", "at": 1800000000}]}"#,
     ]
 }
-

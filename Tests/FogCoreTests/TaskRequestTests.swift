@@ -24,30 +24,32 @@ struct TaskRequestTests {
         #expect(spec.deadline == "2026-11-23T12:00:05.000Z")
     }
 
-    @Test("invalid values are named field by field", arguments: [
-        (#"{}"#, "command"),
-        (#"{"kind": "noop", "command": ["/bin/true"]}"#, "command"),
-        (#"{"kind": "bake"}"#, "kind"),
-        (#"{"kind": "noop", "class": "urgent"}"#, "class"),
-        (#"{"kind": "noop", "resources": {"cpu_millicores": -5}}"#, "resources.cpu_millicores"),
-        (#"{"kind": "noop", "resources": {"memory_mb": 0}}"#, "resources.memory_mb"),
-        (#"{"kind": "noop", "resources": {"storage_mb": -1}}"#, "resources.storage_mb"),
-        (#"{"kind": "noop", "timeout_s": 0}"#, "timeout_s"),
-        (#"{"kind": "noop", "max_attempts": 0}"#, "max_attempts"),
-        (#"{"kind": "noop", "deadline": "tomorrow"}"#, "deadline"),
-        (#"{"kind": "noop", "stdin": "***"}"#, "stdin"),
-        (#"{"kind": "noop", "env": {"A=B": "x"}}"#, "env"),
-        (#"{"kind": "noop", "priority": "high"}"#, "priority"),
-        (#"{"kind": "noop", "constraints": {"max_latency_ms": 5}}"#, "constraints.origin"),
-        (#"{"command": [""]}"#, "command"),
-        (#"{"kind": "sleep", "args": {"seconds": -1}}"#, "args.seconds"),
-        (#"{"kind": "sleep", "env": {"LD_PRELOAD": "/proc/self/fd/0"}}"#, "env"),
-        (#"{"kind": "sleep", "env": {"GCONV_PATH": "."}}"#, "env"),
-        (#"{"kind": "noop", "name": "a\u0000b"}"#, "name"),
-        (#"{"kind": "noop", "constraints": {"labels": {"k": "a\u0000"}}}"#, "constraints.labels"),
-        (#"{"kind": "noop", "constraints": {"zone": "\u0000"}}"#, "constraints.zone"),
-        (#"{"kind": "noop", "timeout_s": 1e300}"#, "timeout_s"),
-    ])
+    @Test(
+        "invalid values are named field by field",
+        arguments: [
+            (#"{}"#, "command"),
+            (#"{"kind": "noop", "command": ["/bin/true"]}"#, "command"),
+            (#"{"kind": "bake"}"#, "kind"),
+            (#"{"kind": "noop", "class": "urgent"}"#, "class"),
+            (#"{"kind": "noop", "resources": {"cpu_millicores": -5}}"#, "resources.cpu_millicores"),
+            (#"{"kind": "noop", "resources": {"memory_mb": 0}}"#, "resources.memory_mb"),
+            (#"{"kind": "noop", "resources": {"storage_mb": -1}}"#, "resources.storage_mb"),
+            (#"{"kind": "noop", "timeout_s": 0}"#, "timeout_s"),
+            (#"{"kind": "noop", "max_attempts": 0}"#, "max_attempts"),
+            (#"{"kind": "noop", "deadline": "tomorrow"}"#, "deadline"),
+            (#"{"kind": "noop", "stdin": "***"}"#, "stdin"),
+            (#"{"kind": "noop", "env": {"A=B": "x"}}"#, "env"),
+            (#"{"kind": "noop", "priority": "high"}"#, "priority"),
+            (#"{"kind": "noop", "constraints": {"max_latency_ms": 5}}"#, "constraints.origin"),
+            (#"{"command": [""]}"#, "command"),
+            (#"{"kind": "sleep", "args": {"seconds": -1}}"#, "args.seconds"),
+            (#"{"kind": "sleep", "env": {"LD_PRELOAD": "/proc/self/fd/0"}}"#, "env"),
+            (#"{"kind": "sleep", "env": {"GCONV_PATH": "."}}"#, "env"),
+            (#"{"kind": "noop", "name": "a\u0000b"}"#, "name"),
+            (#"{"kind": "noop", "constraints": {"labels": {"k": "a\u0000"}}}"#, "constraints.labels"),
+            (#"{"kind": "noop", "constraints": {"zone": "\u0000"}}"#, "constraints.zone"),
+            (#"{"kind": "noop", "timeout_s": 1e300}"#, "timeout_s"),
+        ])
     func invalid(json: String, field: String) throws {
         let request = try decode(json)
         #expect(throws: TaskValidationError.self) { try request.validated() }
@@ -78,7 +80,8 @@ struct TaskLifecycleTests {
     @Test("started, then succeeded")
     func happyPath() {
         #expect(TaskLifecycle.decide(.started, given: queued) == .start)
-        #expect(TaskLifecycle.decide(.finished(.succeeded), given: running)
+        #expect(
+            TaskLifecycle.decide(.finished(.succeeded), given: running)
                 == .end(attempt: .succeeded, task: .succeeded, failures: 0, backoffFor: nil))
     }
 
@@ -108,15 +111,19 @@ struct TaskLifecycleTests {
 
     @Test("failures retry with backoff until max_attempts, then dead")
     func retries() {
-        #expect(TaskLifecycle.decide(.finished(.failed), given: running) == .end(attempt: .failed, task: .pending, failures: 1, backoffFor: 1))
+        #expect(
+            TaskLifecycle.decide(.finished(.failed), given: running) == .end(attempt: .failed, task: .pending, failures: 1, backoffFor: 1))
         var last = running
         last.failures = 2
-        #expect(TaskLifecycle.decide(.finished(.timedOut), given: last) == .end(attempt: .timedOut, task: .dead, failures: 3, backoffFor: nil))
+        #expect(
+            TaskLifecycle.decide(.finished(.timedOut), given: last) == .end(attempt: .timedOut, task: .dead, failures: 3, backoffFor: nil))
     }
 
-    @Test("outcomes that would repeat end the task at once", arguments: [
-        (AttemptOutcome.resourceExceeded, TaskStatus.resourceExceeded), (.rejected, .failed),
-    ])
+    @Test(
+        "outcomes that would repeat end the task at once",
+        arguments: [
+            (AttemptOutcome.resourceExceeded, TaskStatus.resourceExceeded), (.rejected, .failed),
+        ])
     func terminal(outcome: AttemptOutcome, status: TaskStatus) {
         guard case .end(_, let task, _, nil) = TaskLifecycle.decide(.finished(outcome), given: running) else {
             Issue.record("expected an end")
@@ -139,7 +146,9 @@ struct TaskLifecycleTests {
 
     @Test("an interrupted attempt retries without counting")
     func interrupted() {
-        #expect(TaskLifecycle.decide(.finished(.interrupted), given: running) == .end(attempt: .interrupted, task: .pending, failures: 0, backoffFor: nil))
+        #expect(
+            TaskLifecycle.decide(.finished(.interrupted), given: running)
+                == .end(attempt: .interrupted, task: .pending, failures: 0, backoffFor: nil))
     }
 
     @Test("retry backoff grows, is capped, and keeps its jitter within half")

@@ -1,7 +1,8 @@
 import FogCore
-@testable import FogNode
 import Foundation
 import Testing
+
+@testable import FogNode
 
 /// The fog node's admission, fencing and drain as a value: every rule without a server or a
 /// process. Deliveries are plain numbers here.
@@ -10,15 +11,20 @@ import Testing
     static let node = "edge-1"
     static let life = 1_000.0
 
-    static func machine(cpu: Int = 1_000, memory: Int = 1_024, users: TaskUsers = TaskUsers(mode: .unprivileged),
-                        allowed: Set<String> = ["/bin/true"]) -> Machine {
+    static func machine(
+        cpu: Int = 1_000, memory: Int = 1_024, users: TaskUsers = TaskUsers(mode: .unprivileged),
+        allowed: Set<String> = ["/bin/true"]
+    ) -> Machine {
         Machine(node: node, capacity: Resources(cpuMillicores: cpu, memoryMB: memory), allowedCommands: allowed, life: life, users: users)
     }
 
-    static func attempt(_ priority: PriorityClass = .normal, cpu: Int = 500, kind: BuiltinKind? = .sleep, command: [String]? = nil,
-                        node: String = node, placedIn: Double? = life, id: UUID = UUID()) -> TaskMessage {
-        let spec = TaskSpec(name: "t", command: command, kind: command == nil ? kind : nil, args: .init(seconds: 1), priority: priority,
-                            resources: Resources(cpuMillicores: cpu, memoryMB: 64))
+    static func attempt(
+        _ priority: PriorityClass = .normal, cpu: Int = 500, kind: BuiltinKind? = .sleep, command: [String]? = nil,
+        node: String = node, placedIn: Double? = life, id: UUID = UUID()
+    ) -> TaskMessage {
+        let spec = TaskSpec(
+            name: "t", command: command, kind: command == nil ? kind : nil, args: .init(seconds: 1), priority: priority,
+            resources: Resources(cpuMillicores: cpu, memoryMB: 64))
         return TaskMessage(taskID: UUID(), attemptID: id, attempt: 1, epoch: 1, node: node, spec: spec, nodeStartedAt: placedIn)
     }
 
@@ -121,7 +127,10 @@ import Testing
         var machine = Self.machine(users: TaskUsers(mode: .pool(3_900_000_000...3_900_000_000)))
         let first = Self.attempt(cpu: 100)
         let started = machine.received(1, attempts: [first])
-        guard case .start(_, let identity, _) = started.first else { Issue.record("not started: \(started)"); return }
+        guard case .start(_, let identity, _) = started.first else {
+            Issue.record("not started: \(started)")
+            return
+        }
         #expect(identity?.uid == 3_900_000_000 && identity?.exclusive == true)
         #expect(machine.received(2, attempts: [Self.attempt(cpu: 100)]).isEmpty)
         #expect(Self.names(machine.ended(first.attemptID)) == ["start normal 100"])
@@ -156,7 +165,9 @@ import Testing
 
     @Test func aCancelStopsARunningAttemptAndDropsAWaitingOneAndALateOne() {
         var machine = Self.machine(cpu: 500)
-        let running = Self.attempt(cpu: 500), waiting = Self.attempt(cpu: 500), late = Self.attempt(cpu: 100)
+        let running = Self.attempt(cpu: 500)
+        let waiting = Self.attempt(cpu: 500)
+        let late = Self.attempt(cpu: 100)
         _ = machine.received(1, attempts: [running])
         _ = machine.received(2, attempts: [waiting])
         #expect(Self.names(machine.cancel(running.attemptID)) == ["stop cancel"])

@@ -1,6 +1,7 @@
-@testable import FogNode
 import Foundation
 import Testing
+
+@testable import FogNode
 
 /// The fog node's sandbox parts that need no process: the output tail, the uid pool and its
 /// checks, the environment's encoding for descriptor 3.
@@ -23,7 +24,9 @@ struct SandboxPartsTests {
     @Test("a uid pool hands each running attempt a uid of its own, and waits when all are taken")
     func pool() {
         var users = TaskUsers(mode: .pool(3_900_000_000...3_900_000_001))
-        let first = users.take(), second = users.take(), third = users.take()
+        let first = users.take()
+        let second = users.take()
+        let third = users.take()
         #expect(first.available && second.available && !third.available)
         #expect(first.identity?.uid != second.identity?.uid)
         #expect(first.identity?.exclusive == true && first.identity?.gid == first.identity?.uid)

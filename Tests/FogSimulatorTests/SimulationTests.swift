@@ -29,8 +29,9 @@ struct SimulationTests {
         #expect(Workload(scenario: scenario, seed: 3).tasks.map(\.arrival) == Workload(scenario: scenario, seed: 3).tasks.map(\.arrival))
     }
 
-    @Test("no task is lost: every one completes or is refused, under every policy, failures included",
-          arguments: PlacementPolicies.names)
+    @Test(
+        "no task is lost: every one completes or is refused, under every policy, failures included",
+        arguments: PlacementPolicies.names)
     func nothingLost(policy: String) throws {
         let scenario = try Self.scenario("node-failure")
         let result = Comparison(scenario: scenario, policies: [policy], seeds: [1]).run()[0]
@@ -53,8 +54,10 @@ struct SimulationTests {
     @Test("the profile mix follows the reference deployment: 30% CPU-heavy, 30% memory-heavy, 40% light")
     func profiles() throws {
         let workload = Workload(scenario: try Self.scenario("heterogeneous"), seed: 9, taskCount: 20_000)
-        let shares = Dictionary(grouping: workload.tasks, by: { String($0.spec.name.split(separator: "-").dropLast().joined(separator: "-")) })
-            .mapValues { Double($0.count) / 20_000 }
+        let shares = Dictionary(
+            grouping: workload.tasks, by: { String($0.spec.name.split(separator: "-").dropLast().joined(separator: "-")) }
+        )
+        .mapValues { Double($0.count) / 20_000 }
         #expect(abs(shares["cpu-heavy"]! - 0.3) < 0.02 && abs(shares["memory-heavy"]! - 0.3) < 0.02 && abs(shares["light"]! - 0.4) < 0.02)
         let heavy = workload.tasks.filter { $0.spec.name.hasPrefix("cpu-heavy") }
         #expect(heavy.allSatisfy { (1000...2000).contains($0.spec.resources.cpuMillicores) && $0.spec.resources.memoryMB == 256 })
@@ -106,7 +109,8 @@ struct SimulationTests {
 
     @Test("reports: a table, CSV with one row per policy, JSON that decodes, an SVG with a bar per policy and metric")
     func reports() throws {
-        let results = Comparison(scenario: try Self.scenario("bursty-iot"), policies: ["smart", "fcfs"], seeds: [1, 2], taskCount: 300).run()
+        let results = Comparison(scenario: try Self.scenario("bursty-iot"), policies: ["smart", "fcfs"], seeds: [1, 2], taskCount: 300)
+            .run()
         let table = SimulationReport.render(results, as: .table)
         #expect(table.contains("mean of 2 seeds") && table.contains("smart") && table.contains("fcfs"))
         let csv = SimulationReport.render(results, as: .csv).split(separator: "\n")
@@ -135,9 +139,11 @@ struct SimulationTests {
             let bestResponse = baselines.map(\.meanResponseSeconds).min()!
             let bestCritical = baselines.map(\.criticalDeadlineMissRatio).min()!
             let bestEnergy = baselines.map(\.energyKJ).min()!
-            #expect(smart.meanResponseSeconds < bestResponse, "\(scenario.name): mean response \(smart.meanResponseSeconds) vs \(bestResponse)")
-            #expect(smart.criticalDeadlineMissRatio < bestCritical || (bestCritical == 0 && smart.criticalDeadlineMissRatio == 0),
-                    "\(scenario.name): critical misses \(smart.criticalDeadlineMissRatio) vs \(bestCritical)")
+            #expect(
+                smart.meanResponseSeconds < bestResponse, "\(scenario.name): mean response \(smart.meanResponseSeconds) vs \(bestResponse)")
+            #expect(
+                smart.criticalDeadlineMissRatio < bestCritical || (bestCritical == 0 && smart.criticalDeadlineMissRatio == 0),
+                "\(scenario.name): critical misses \(smart.criticalDeadlineMissRatio) vs \(bestCritical)")
             if smart.energyKJ < bestEnergy { energyWins += 1 }
         }
         #expect(energyWins >= 3, "smart used the least energy in \(energyWins) scenarios")

@@ -13,7 +13,9 @@ struct PostgresIntegrationTests {
     }
 
     func makeTable(_ db: PostgresConnection) async throws {
-        try await db.query("CREATE TABLE \(table) (id bigint PRIMARY KEY, name text, score double precision, ok boolean, at timestamptz, data bytea, ref uuid)")
+        try await db.query(
+            "CREATE TABLE \(table) (id bigint PRIMARY KEY, name text, score double precision, ok boolean, at timestamptz, data bytea, ref uuid)"
+        )
     }
 
     @Test func parametersAndTypedRowsRoundTrip() async throws {
@@ -143,8 +145,9 @@ struct PostgresIntegrationTests {
     }
 
     @Test func aCallerWaitingLongerThanThePoolsLimitGetsPoolTimeout() async throws {
-        let pool = PostgresPool(configuration: try PostgresConfiguration(url: TestServices.databaseURL),
-                                maximumConnections: 1, waitLimit: .milliseconds(200))
+        let pool = PostgresPool(
+            configuration: try PostgresConfiguration(url: TestServices.databaseURL),
+            maximumConnections: 1, waitLimit: .milliseconds(200))
         async let holder: Void = pool.withConnection { connection in
             _ = try await connection.query("SELECT pg_sleep(1)")
         }

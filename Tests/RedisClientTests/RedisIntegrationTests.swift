@@ -27,8 +27,12 @@ struct RedisIntegrationTests {
 
     @Test func anNXLockHasExactlyOneOwnerAmongContenders() async throws {
         let key = prefix + "lock"
-        let first = try await connect(), second = try await connect()
-        defer { first.close(); second.close() }
+        let first = try await connect()
+        let second = try await connect()
+        defer {
+            first.close()
+            second.close()
+        }
         // 20 rounds of two clients racing for the same lock: exactly one wins each round.
         for round in 0..<20 {
             async let a = first.set(key, to: "A\(round)", expiry: .seconds(5), onlyIfAbsent: true)
@@ -95,7 +99,8 @@ struct RedisIntegrationTests {
     @Test func setsHashesAndScan() async throws {
         let redis = try await connect()
         defer { redis.close() }
-        let members = prefix + "members", hash = prefix + "node"
+        let members = prefix + "members"
+        let hash = prefix + "node"
         #expect(try await redis.setAdd(members, "rabbit@a", "rabbit@b", "rabbit@a") == 2)
         #expect(try await redis.setMembers(members) == ["rabbit@a", "rabbit@b"])
         #expect(try await redis.setContains(members, "rabbit@b"))

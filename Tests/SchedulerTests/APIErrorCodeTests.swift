@@ -1,6 +1,7 @@
 import Foundation
-@testable import Scheduler
 import Testing
+
+@testable import Scheduler
 
 /// The error codes clients program against are the ones docs/API.md lists: a code added,
 /// renamed or dropped in the code and not in the table (or the other way round) fails here.
@@ -10,11 +11,12 @@ import Testing
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/API.md").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let rows = text.split(separator: "\n").filter { $0.hasPrefix("| ") && $0.dropFirst(2).prefix(3).allSatisfy(\.isNumber) }
-        return Set(rows.compactMap { row in
-            let cells = row.split(separator: "|", omittingEmptySubsequences: false)
-            guard cells.count > 2 else { return nil }
-            return cells[2].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "`"))
-        })
+        return Set(
+            rows.compactMap { row in
+                let cells = row.split(separator: "|", omittingEmptySubsequences: false)
+                guard cells.count > 2 else { return nil }
+                return cells[2].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "`"))
+            })
     }
 
     @Test func everyCodeIsInTheAPIReferenceAndNoOther() throws {

@@ -20,8 +20,11 @@ struct APITests {
         /// A field the error must name.
         let field: String?
 
-        init(_ name: String, _ method: String = "POST", _ path: String = "/v1/tasks", json: String? = nil, bytes: [UInt8]? = nil,
-             token: String? = SchedulerLab.token, contentType: String? = "application/json", _ status: Int, _ code: String, field: String? = nil) {
+        init(
+            _ name: String, _ method: String = "POST", _ path: String = "/v1/tasks", json: String? = nil, bytes: [UInt8]? = nil,
+            token: String? = SchedulerLab.token, contentType: String? = "application/json", _ status: Int, _ code: String,
+            field: String? = nil
+        ) {
             self.name = name
             self.method = method
             self.path = path
@@ -36,19 +39,28 @@ struct APITests {
         var testDescription: String { name }
     }
 
-    static let hugeArgv = "{\"command\": [\"/bin/echo\"" + String(repeating: ", \"" + String(repeating: "x", count: 60) + "\"", count: 1_500) + "]}"
+    static let hugeArgv =
+        "{\"command\": [\"/bin/echo\"" + String(repeating: ", \"" + String(repeating: "x", count: 60) + "\"", count: 1_500) + "]}"
     static let oversized = "{\"kind\": \"noop\", \"name\": \"" + String(repeating: "y", count: 9 * 1024 * 1024) + "\"}"
     static let tooMany = "{\"tasks\": [" + Array(repeating: "{\"kind\": \"noop\"}", count: 1_001).joined(separator: ",") + "]}"
 
     static let cases: [Case] = [
         Case("not JSON", json: "{\"kind\": ", 400, "invalid_json"),
-        Case("invalid UTF-8", bytes: Array("{\"kind\": \"noop\", \"name\": \"".utf8) + [0xC3, 0x28, 0xFF] + Array("\"}".utf8), 400, "invalid_json"),
+        Case(
+            "invalid UTF-8", bytes: Array("{\"kind\": \"noop\", \"name\": \"".utf8) + [0xC3, 0x28, 0xFF] + Array("\"}".utf8), 400,
+            "invalid_json"),
         Case("a JSON array", json: "[1, 2]", 400, "invalid_field_type"),
-        Case("cpu as a string", json: #"{"kind": "noop", "resources": {"cpu_millicores": "lots"}}"#, 400, "invalid_field_type", field: "resources.cpu_millicores"),
+        Case(
+            "cpu as a string", json: #"{"kind": "noop", "resources": {"cpu_millicores": "lots"}}"#, 400, "invalid_field_type",
+            field: "resources.cpu_millicores"),
         Case("kind as a number", json: #"{"kind": 5}"#, 400, "invalid_field_type", field: "kind"),
         Case("command as a string", json: #"{"command": "/bin/true"}"#, 400, "invalid_field_type", field: "command"),
-        Case("negative cpu", json: #"{"kind": "noop", "resources": {"cpu_millicores": -1}}"#, 422, "invalid_task", field: "resources.cpu_millicores"),
-        Case("negative memory", json: #"{"kind": "noop", "resources": {"memory_mb": -64}}"#, 422, "invalid_task", field: "resources.memory_mb"),
+        Case(
+            "negative cpu", json: #"{"kind": "noop", "resources": {"cpu_millicores": -1}}"#, 422, "invalid_task",
+            field: "resources.cpu_millicores"),
+        Case(
+            "negative memory", json: #"{"kind": "noop", "resources": {"memory_mb": -64}}"#, 422, "invalid_task",
+            field: "resources.memory_mb"),
         Case("unknown class", json: #"{"kind": "noop", "class": "urgent"}"#, 422, "invalid_task", field: "class"),
         Case("unknown kind", json: #"{"kind": "bake"}"#, 422, "invalid_task", field: "kind"),
         Case("both command and kind", json: #"{"kind": "noop", "command": ["/bin/true"]}"#, 422, "invalid_task", field: "command"),
@@ -60,11 +72,17 @@ struct APITests {
         Case("bad deadline", json: #"{"kind": "noop", "deadline": "next tuesday"}"#, 422, "invalid_task", field: "deadline"),
         Case("stdin not base64", json: #"{"kind": "noop", "stdin": "%%%"}"#, 422, "invalid_task", field: "stdin"),
         Case("env key with =", json: #"{"kind": "noop", "env": {"A=B": "1"}}"#, 422, "invalid_task", field: "env"),
-        Case("latency limit without origin", json: #"{"kind": "noop", "constraints": {"max_latency_ms": 5}}"#, 422, "invalid_task", field: "constraints.origin"),
-        Case("more than any node has", json: #"{"kind": "noop", "resources": {"cpu_millicores": 64000}}"#, 422, "cannot_fit", field: "resources.cpu_millicores"),
+        Case(
+            "latency limit without origin", json: #"{"kind": "noop", "constraints": {"max_latency_ms": 5}}"#, 422, "invalid_task",
+            field: "constraints.origin"),
+        Case(
+            "more than any node has", json: #"{"kind": "noop", "resources": {"cpu_millicores": 64000}}"#, 422, "cannot_fit",
+            field: "resources.cpu_millicores"),
         Case("an empty batch", json: #"{"tasks": []}"#, 422, "invalid_task", field: "tasks"),
         Case("a batch of 1,001", json: tooMany, 422, "batch_too_large", field: "tasks"),
-        Case("one bad task in a batch", json: #"{"tasks": [{"kind": "noop"}, {"kind": "noop", "class": "x"}]}"#, 422, "invalid_task", field: "tasks[1].class"),
+        Case(
+            "one bad task in a batch", json: #"{"tasks": [{"kind": "noop"}, {"kind": "noop", "class": "x"}]}"#, 422, "invalid_task",
+            field: "tasks[1].class"),
         Case("a body over the limit", json: oversized, 413, "body_too_large"),
         Case("not JSON content", json: #"{"kind": "noop"}"#, contentType: "text/plain", 415, "unsupported_media_type"),
         Case("no token", json: #"{"kind": "noop"}"#, token: nil, 401, "unauthorized"),
@@ -83,7 +101,8 @@ struct APITests {
         try await withLab { lab in
             let scheduler = try await lab.startSystem(port: Self.port, nodes: [("api-n1", 4000, 4096)]).scheduler
             for item in Self.cases {
-                let result = try await lab.http(item.method, item.path, port: Self.port, body: item.body, token: item.token, contentType: item.contentType)
+                let result = try await lab.http(
+                    item.method, item.path, port: Self.port, body: item.body, token: item.token, contentType: item.contentType)
                 #expect(result.status == item.status, "\(item.name): \(String(decoding: result.body.prefix(300), as: UTF8.self))")
                 #expect(result.errorCode == item.code, "\(item.name)")
                 if let field = item.field {
@@ -110,11 +129,13 @@ struct APITests {
             fields["cpu_millicores"] = "16000"
             try await lab.redis.hashSet(FogKeys.node("api-big"), fields)
             _ = try await lab.redis.setAdd(FogKeys.nodes, "api-big")
-            let big = try await lab.http("POST", "/v1/tasks", port: Self.port,
-                                         body: Data(#"{"kind": "noop", "resources": {"cpu_millicores": 8000}}"#.utf8))
+            let big = try await lab.http(
+                "POST", "/v1/tasks", port: Self.port,
+                body: Data(#"{"kind": "noop", "resources": {"cpu_millicores": 8000}}"#.utf8))
             #expect(big.status == 201, "\(String(decoding: big.body.prefix(300), as: UTF8.self))")
-            let tooBig = try await lab.http("POST", "/v1/tasks", port: Self.port,
-                                            body: Data(#"{"kind": "noop", "resources": {"cpu_millicores": 32000}}"#.utf8))
+            let tooBig = try await lab.http(
+                "POST", "/v1/tasks", port: Self.port,
+                body: Data(#"{"kind": "noop", "resources": {"cpu_millicores": 32000}}"#.utf8))
             #expect(tooBig.status == 422)
             #expect(tooBig.errorCode == "cannot_fit")
         }
@@ -131,8 +152,9 @@ struct APITests {
             #expect(first.status == 201)
             #expect(again.status == 200)
             #expect(first.json["id"] as? String == again.json["id"] as? String)
-            let other = try await lab.http("POST", "/v1/tasks", port: Self.port,
-                                           body: Data(#"{"kind": "sleep", "idempotency_key": "cam17-frame-1"}"#.utf8))
+            let other = try await lab.http(
+                "POST", "/v1/tasks", port: Self.port,
+                body: Data(#"{"kind": "sleep", "idempotency_key": "cam17-frame-1"}"#.utf8))
             #expect(other.status == 409)
             #expect(other.errorCode == "idempotency_conflict")
             #expect(try await lab.scalar("SELECT count(*) FROM tasks") == 1)
@@ -152,7 +174,8 @@ struct APITests {
             #expect(operations.count == 10)
             for (method, path) in operations {
                 let concrete = path.replacingOccurrences(of: "{id}", with: UUID().uuidString)
-                let result = try await lab.http(method.uppercased(), concrete, port: Self.port, body: method == "post" ? Data("{}".utf8) : nil, token: nil)
+                let result = try await lab.http(
+                    method.uppercased(), concrete, port: Self.port, body: method == "post" ? Data("{}".utf8) : nil, token: nil)
                 if path.hasPrefix("/v1/") {
                     #expect(result.status == 401, "\(method) \(path) must exist and require a token")
                 } else {

@@ -4,8 +4,8 @@ import FogCore
 import Foundation
 import PostgresClient
 import RedisClient
-import Testing
 import TestSupport
+import Testing
 
 /// The fog node's own guarantees: limits, room, priority, acks at start, allow-list. Some tests
 /// publish attempts straight to the node's queues (no scheduler), and read its events.
@@ -13,13 +13,17 @@ import TestSupport
 struct FogNodeSystemTests {
     static let port = 18_501
 
-    func task(_ kind: String, seconds: Double? = nil, millicores: Int? = nil, mb: Int? = nil, cpu: Int = 100, memory: Int = 64,
-              timeout: Double? = nil) -> [String: Any] {
+    func task(
+        _ kind: String, seconds: Double? = nil, millicores: Int? = nil, mb: Int? = nil, cpu: Int = 100, memory: Int = 64,
+        timeout: Double? = nil
+    ) -> [String: Any] {
         var args: [String: Any] = [:]
         if let seconds { args["seconds"] = seconds }
         if let millicores { args["millicores"] = millicores }
         if let mb { args["mb"] = mb }
-        var task: [String: Any] = ["kind": kind, "args": args, "resources": ["cpu_millicores": cpu, "memory_mb": memory], "max_attempts": 1]
+        var task: [String: Any] = [
+            "kind": kind, "args": args, "resources": ["cpu_millicores": cpu, "memory_mb": memory], "max_attempts": 1,
+        ]
         if let timeout { task["timeout_s"] = timeout }
         return task
     }
@@ -31,8 +35,9 @@ struct FogNodeSystemTests {
 
     func waitEnded(_ ids: [UUID], _ lab: SchedulerLab, timeout: Duration = .seconds(60)) async throws {
         try await lab.waitUntil(timeout: timeout, "\(ids.count) tasks to end") {
-            try await lab.scalar("SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status NOT IN ('pending', 'queued', 'running')",
-                                 [PostgresTextArray(ids.map(\.postgresText))]) == ids.count
+            try await lab.scalar(
+                "SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status NOT IN ('pending', 'queued', 'running')",
+                [PostgresTextArray(ids.map(\.postgresText))]) == ids.count
         }
     }
 
@@ -85,7 +90,9 @@ struct FogNodeSystemTests {
         try await withLab { lab in
             try await lab.startSystem(port: Self.port, nodes: [("lim-n1", 2000, 2048)])
             let marker = "61.\(Int.random(in: 100...999))"
-            var item: [String: Any] = ["command": ["/bin/sh", "-c", "sh -c 'trap \"\" TERM; sleep \(marker)' & wait"], "timeout_s": 1, "max_attempts": 1]
+            var item: [String: Any] = [
+                "command": ["/bin/sh", "-c", "sh -c 'trap \"\" TERM; sleep \(marker)' & wait"], "timeout_s": 1, "max_attempts": 1,
+            ]
             item["name"] = "stubborn"
             let ids = try await lab.submit([item], port: Self.port)
             try await waitEnded(ids, lab, timeout: .seconds(30))
@@ -102,7 +109,8 @@ struct FogNodeSystemTests {
     func taskUser() async throws {
         try await withLab { lab in
             try await lab.startSystem(port: Self.port, nodes: [("user-n1", 2000, 2048)])
-            let ids = try await lab.submit([["command": ["/bin/sh", "-c", "id -u; pwd; echo data > out.txt && cat out.txt"]]], port: Self.port)
+            let ids = try await lab.submit(
+                [["command": ["/bin/sh", "-c", "id -u; pwd; echo data > out.txt && cat out.txt"]]], port: Self.port)
             try await waitEnded(ids, lab)
             let attempt = try await attempt(ids[0], lab)
             #expect(attempt["status"] as? String == "succeeded", "\(attempt)")
@@ -128,9 +136,10 @@ struct FogNodeSystemTests {
             #expect(lab.signal(draining, SIGTERM) == 0, "\(lab.log(draining))")
             print("drain: the node exited \(ContinuousClock.now - stoppedAt) after SIGTERM (drain timeout 1 s)")
             try await waitEnded(ids, lab, timeout: .seconds(30))
-            let statuses = try await lab.pool.query("SELECT status, node FROM attempts WHERE task_id = $1 ORDER BY number", [ids[0]]).rows.map {
-                "\(try $0.decode(at: 0, as: String.self))@\(try $0.decode(at: 1, as: String.self))"
-            }
+            let statuses = try await lab.pool.query("SELECT status, node FROM attempts WHERE task_id = $1 ORDER BY number", [ids[0]]).rows
+                .map {
+                    "\(try $0.decode(at: 0, as: String.self))@\(try $0.decode(at: 1, as: String.self))"
+                }
             #expect(statuses == ["interrupted@drain-n2", "succeeded@drain-n3"])
             #expect(try await lab.scalar("SELECT failures FROM tasks WHERE id = $1", [ids[0]]) == 0, "an interruption is not a failure")
         }
@@ -155,8 +164,9 @@ struct FogNodeSystemTests {
     func publish(_ spec: TaskSpec, node: String, _ lab: SchedulerLab) async throws -> UUID {
         try await TopologyDeclarations.declareNodeQueues(try #require(NodeID(rawValue: node)), on: lab.broker)
         let message = TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: node, spec: spec)
-        let outcome = try await lab.broker.publish(WireFormat.encode(message), exchange: Topology.tasksExchange,
-                                                   routingKey: Topology.nodeRoutingKey(NodeID(rawValue: node)!, spec.priority))
+        let outcome = try await lab.broker.publish(
+            WireFormat.encode(message), exchange: Topology.tasksExchange,
+            routingKey: Topology.nodeRoutingKey(NodeID(rawValue: node)!, spec.priority))
         #expect(outcome == .ack)
         return message.attemptID
     }
@@ -179,7 +189,8 @@ struct FogNodeSystemTests {
         try await withLab { lab in
             try lab.startFogNode("room-n1", cpu: 500, memory: 1024)
             try await lab.waitForNodes(["room-n1"])
-            let sleep = TaskSpec(name: "s", kind: .sleep, args: .init(seconds: 1), priority: .low, resources: Resources(cpuMillicores: 250, memoryMB: 32))
+            let sleep = TaskSpec(
+                name: "s", kind: .sleep, args: .init(seconds: 1), priority: .low, resources: Resources(cpuMillicores: 250, memoryMB: 32))
             var lows: [UUID] = []
             for _ in 0..<10 { lows.append(try await publish(sleep, node: "room-n1", lab)) }
             try await Task.sleep(for: .milliseconds(300))
@@ -197,7 +208,8 @@ struct FogNodeSystemTests {
             #expect(most == 2)
             let starts = Dictionary(events.filter { $0.kind == .started }.map { ($0.attemptID, $0.at) }) { a, _ in a }
             let criticalStart = try #require(starts[critical])
-            #expect(lows.compactMap { starts[$0] }.filter { $0 < criticalStart }.count == 2, "only the 2 lows already running started first")
+            #expect(
+                lows.compactMap { starts[$0] }.filter { $0 < criticalStart }.count == 2, "only the 2 lows already running started first")
         }
     }
 
@@ -210,15 +222,17 @@ struct FogNodeSystemTests {
         }
         var properties = AMQPProperties.json
         properties.type = TaskBatch.messageType
-        let outcome = try await lab.broker.publish(OutgoingMessage(
-            exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(id, specs[0].priority),
-            body: WireFormat.encode(TaskBatch(tasks: messages)), properties: properties))
+        let outcome = try await lab.broker.publish(
+            OutgoingMessage(
+                exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(id, specs[0].priority),
+                body: WireFormat.encode(TaskBatch(tasks: messages)), properties: properties))
         #expect(outcome == .ack)
         return messages.map(\.attemptID)
     }
 
     func unacked(_ queue: String) throws -> [String] {
-        let listing = try TestServices.rabbitmq("rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged", "messages"])
+        let listing = try TestServices.rabbitmq(
+            "rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged", "messages"])
         let row = try #require(listing.split(separator: "\n").first { $0.hasPrefix(queue) })
         return row.split(whereSeparator: \.isWhitespace).dropFirst().map(String.init)
     }
@@ -303,7 +317,8 @@ struct FogNodeSystemTests {
                 return started
             }
             try await Task.sleep(for: .milliseconds(500))
-            let listing = try TestServices.rabbitmq("rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged", "messages"])
+            let listing = try TestServices.rabbitmq(
+                "rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged", "messages"])
             let row = try #require(listing.split(separator: "\n").first { $0.hasPrefix("fog.node.ack-n1.normal") })
             #expect(row.split(whereSeparator: \.isWhitespace).dropFirst().map(String.init) == ["0", "0"], "\(row)")
         }
@@ -318,8 +333,9 @@ struct FogNodeFencingTests {
     func stoppedNode() async throws {
         try await withLab { lab in
             let frozen = try await lab.startSystem(port: Self.port, nodes: [("stop-n1", 1000, 1024)]).nodes[0]
-            let ids = try await lab.submit((0..<2).map { _ in ["kind": "sleep", "args": ["seconds": 3], "resources": ["cpu_millicores": 250]] },
-                                           port: Self.port)
+            let ids = try await lab.submit(
+                (0..<2).map { _ in ["kind": "sleep", "args": ["seconds": 3], "resources": ["cpu_millicores": 250]] },
+                port: Self.port)
             try await lab.waitUntil(timeout: .seconds(20), "2 running tasks") {
                 try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'running'") == 2
             }
@@ -333,11 +349,15 @@ struct FogNodeFencingTests {
             }
             // The frozen node's attempts were taken back; whatever it reports afterwards is ignored.
             try await lab.waitUntil(timeout: .seconds(20), "the frozen node's late events to be ignored") {
-                try await lab.scalar("SELECT count(*) FROM task_events e JOIN attempts a ON a.id = e.attempt_id WHERE e.kind = 'ignored' AND a.node = 'stop-n1'") >= 2
+                try await lab.scalar(
+                    "SELECT count(*) FROM task_events e JOIN attempts a ON a.id = e.attempt_id WHERE e.kind = 'ignored' AND a.node = 'stop-n1'"
+                ) >= 2
             }
             for id in ids {
                 #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'succeeded'", [id]) == 1)
-                #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'lost' AND node = 'stop-n1'", [id]) == 1)
+                #expect(
+                    try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'lost' AND node = 'stop-n1'", [id])
+                        == 1)
             }
             #expect(lab.log(frozen).contains("fenced"))
             try await lab.waitForNodes(["stop-n1"], timeout: .seconds(10))
@@ -347,7 +367,9 @@ struct FogNodeFencingTests {
     /// DESIGN.md §7's order: a node that cannot renew its heartbeat stops its attempts before
     /// the key can expire and the scheduler place them elsewhere, even while a Redis call of
     /// its heartbeat is blocked on a dead link (longer than the TTL).
-    @Test("cut off from Redis and the broker mid-task: the node kills its attempt before its heartbeat key expires, and takes work again once healed")
+    @Test(
+        "cut off from Redis and the broker mid-task: the node kills its attempt before its heartbeat key expires, and takes work again once healed"
+    )
     func cutOffNode() async throws {
         let cut = try NetworkCut(name: "fog_cut_fence_n1")
         defer { cut.remove() }
@@ -356,10 +378,12 @@ struct FogNodeFencingTests {
             let node = try lab.startFogNode("cut-n1", cpu: 1000, memory: 1024, cut: cut)
             try await lab.waitForAPI(port: Self.port)
             try await lab.waitForNodes(["cut-n1"])
-            let id = try await lab.submit([["kind": "sleep", "args": ["seconds": 60], "resources": ["cpu_millicores": 250], "max_attempts": 1]],
-                                          port: Self.port)[0]
+            let id = try await lab.submit(
+                [["kind": "sleep", "args": ["seconds": 60], "resources": ["cpu_millicores": 250], "max_attempts": 1]],
+                port: Self.port)[0]
             try await lab.waitUntil(timeout: .seconds(20), "the task to run") {
-                try await lab.scalar("SELECT count(*) FROM tasks WHERE id = $1 AND status = 'running'", [id]) == 1 && cut.processes.count > 1
+                try await lab.scalar("SELECT count(*) FROM tasks WHERE id = $1 AND status = 'running'", [id]) == 1
+                    && cut.processes.count > 1
             }
             // Cut just after a renewal, so that the next one is the call that blocks.
             var ttl = try await lab.redis.timeToLive(FogKeys.heartbeat("cut-n1")) ?? .zero
@@ -375,7 +399,8 @@ struct FogNodeFencingTests {
             }
             let killed = ContinuousClock.now
             print("cut off: the node killed its attempt \(expiry - killed) before its heartbeat key expired")
-            #expect(killed < expiry, "the attempt ran on after the heartbeat key expired: the scheduler may already have placed it elsewhere")
+            #expect(
+                killed < expiry, "the attempt ran on after the heartbeat key expired: the scheduler may already have placed it elsewhere")
             #expect(cut.dropped > 0)
             #expect(lab.log(node).contains("fenced"))
             try await lab.waitUntil(timeout: .seconds(30), "the scheduler to take the attempt back") {
@@ -400,11 +425,15 @@ struct FogNodeFencingTests {
             let marks = "\(lab.directory)/marks.log"
             FileManager.default.createFile(atPath: marks, contents: nil)
             chmod(marks, 0o666)
-            let frozen = try await lab.startSystem(port: Self.port, nodes: [("wake-n1", 2000, 2048)],
-                                                   nodeExtra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"]).nodes[0]
+            let frozen = try await lab.startSystem(
+                port: Self.port, nodes: [("wake-n1", 2000, 2048)],
+                nodeExtra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"]
+            ).nodes[0]
             func tasks(_ count: Int, sleep: Double) -> [[String: Any]] {
                 let script = #"echo "$FOG_TASK_ID $FOG_ATTEMPT_ID $FOG_NODE_ID $(date +%s.%N)" >> "$1"; sleep "# + String(sleep)
-                return (0..<count).map { _ in ["command": ["/bin/sh", "-c", script, "mark", marks], "resources": ["cpu_millicores": 100, "memory_mb": 32]] }
+                return (0..<count).map { _ in
+                    ["command": ["/bin/sh", "-c", script, "mark", marks], "resources": ["cpu_millicores": 100, "memory_mb": 32]]
+                }
             }
             // Some run when it freezes (they end while it sleeps, and wake it up first)...
             var ids = try await lab.submit(tasks(3, sleep: 1), port: Self.port)
@@ -416,7 +445,8 @@ struct FogNodeFencingTests {
             // ...and some are placed on it while it is frozen (its heartbeat has not expired yet).
             ids += try await lab.submit(tasks(10, sleep: 0.2), port: Self.port)
             try await lab.waitUntil(timeout: .seconds(10), "10 attempts placed on the frozen node") {
-                try await lab.scalar("SELECT count(*) FROM attempts WHERE node = 'wake-n1' AND status = 'queued' AND published_at IS NOT NULL") == 10
+                try await lab.scalar(
+                    "SELECT count(*) FROM attempts WHERE node = 'wake-n1' AND status = 'queued' AND published_at IS NOT NULL") == 10
             }
             try lab.startFogNode("wake-n2", extra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"])
             try await lab.waitUntil(timeout: .seconds(30), "the scheduler to take them back") {
@@ -426,11 +456,14 @@ struct FogNodeFencingTests {
             try await lab.waitUntil(timeout: .seconds(60), "the 13 tasks to succeed") { try await lab.statusCounts()["succeeded"] == 13 }
             try await lab.waitForNodes(["wake-n1"], timeout: .seconds(20))
             try await Task.sleep(for: .seconds(3))  // what the woken node might still start
-            let lines = ((try? String(contentsOfFile: marks, encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: " ") }
+            let lines = ((try? String(contentsOfFile: marks, encoding: .utf8)) ?? "").split(separator: "\n").map {
+                $0.split(separator: " ")
+            }
             // Attempts placed on it again after it came back may run there; those taken back may not.
-            let takenBack = Set(try await lab.pool.query("SELECT id::text FROM attempts WHERE node = 'wake-n1' AND status = 'lost'").rows.map {
-                try $0.decode(at: 0, as: String.self)
-            })
+            let takenBack = Set(
+                try await lab.pool.query("SELECT id::text FROM attempts WHERE node = 'wake-n1' AND status = 'lost'").rows.map {
+                    try $0.decode(at: 0, as: String.self)
+                })
             let late = lines.filter { $0.count == 4 && takenBack.contains(String($0[1])) && (Double($0[3]) ?? 0) > stoppedAt }
             #expect(late.isEmpty, "the woken node ran \(late.count) attempts the scheduler had taken back")
             #expect(lines.count == 16, "the 3 that ran when it froze ran twice, the others once: \(lines.count) runs")

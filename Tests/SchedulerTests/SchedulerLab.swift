@@ -7,10 +7,11 @@ import PostgresClient
 import RedisClient
 import Scheduler
 import Spawn
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Real scheduler and fog-node processes against the test services, with a clean database,
@@ -77,8 +78,10 @@ final class SchedulerLab: @unchecked Sendable {
     }
 
     var environment: [String: String] {
-        ["FOG_BROKER_URL": TestServices.brokerURLs.joined(separator: ","), "FOG_REDIS_URL": TestServices.redisURL,
-         "FOG_DATABASE_URL": TestServices.databaseURL, "FOG_API_TOKENS": "\(Self.token),\(Self.readToken):read", "FOG_LOG_LEVEL": "info"]
+        [
+            "FOG_BROKER_URL": TestServices.brokerURLs.joined(separator: ","), "FOG_REDIS_URL": TestServices.redisURL,
+            "FOG_DATABASE_URL": TestServices.databaseURL, "FOG_API_TOKENS": "\(Self.token),\(Self.readToken):read", "FOG_LOG_LEVEL": "info",
+        ]
     }
 
     /// A product of this checkout's debug build, or of FOG_TEST_BINARIES (another build's
@@ -104,16 +107,20 @@ final class SchedulerLab: @unchecked Sendable {
     /// A fog node process, with the fog nodes' shared broker and Redis users (least privilege)
     /// unless `extra` gives it others; inside `cut`'s cgroup when given, to cut it off later.
     @discardableResult
-    func startFogNode(_ id: String, cpu: Int = 2000, memory: Int = 2048, zone: String = "zone-a", extra: [String: String] = [:],
-                      cut: NetworkCut? = nil) throws -> Process {
+    func startFogNode(
+        _ id: String, cpu: Int = 2000, memory: Int = 2048, zone: String = "zone-a", extra: [String: String] = [:],
+        cut: NetworkCut? = nil
+    ) throws -> Process {
         let log = "\(directory)/\(id).log"
         var env = environment
         env["FOG_DATABASE_URL"] = nil
         env["FOG_API_TOKENS"] = nil
         env["FOG_BROKER_URL"] = TestServices.nodeBrokerURL
         env["FOG_REDIS_URL"] = TestServices.nodeRedisURL
-        env.merge(["FOG_NODE_ID": id, "FOG_NODE_ZONE": zone, "FOG_NODE_CPU_MILLICORES": String(cpu), "FOG_NODE_MEMORY_MB": String(memory),
-                   "FOG_WORK_DIR": "\(directory)/work-\(id)", "FOG_ALLOWED_COMMANDS": "/bin/sh,/bin/echo,/bin/true,/bin/false"]) { $1 }
+        env.merge([
+            "FOG_NODE_ID": id, "FOG_NODE_ZONE": zone, "FOG_NODE_CPU_MILLICORES": String(cpu), "FOG_NODE_MEMORY_MB": String(memory),
+            "FOG_WORK_DIR": "\(directory)/work-\(id)", "FOG_ALLOWED_COMMANDS": "/bin/sh,/bin/echo,/bin/true,/bin/false",
+        ]) { $1 }
         let argv = [Self.binary("fog-node"), "run"]
         let pid = try CommandRunner.spawnDetached(cut?.wrap(argv) ?? argv, environment: env.merging(extra) { $1 }, logFile: log)
         processes.append(pid)
@@ -165,8 +172,10 @@ final class SchedulerLab: @unchecked Sendable {
     /// A scheduler on `port` and fog nodes of the given sizes, once the API answers and every
     /// node heartbeats.
     @discardableResult
-    func startSystem(port: Int, scheduler: String = "s1", nodes: [(id: String, cpu: Int, memory: Int)], schedulerExtra: [String: String] = [:],
-                     nodeExtra: [String: String] = [:]) async throws -> (scheduler: Process, nodes: [Process]) {
+    func startSystem(
+        port: Int, scheduler: String = "s1", nodes: [(id: String, cpu: Int, memory: Int)], schedulerExtra: [String: String] = [:],
+        nodeExtra: [String: String] = [:]
+    ) async throws -> (scheduler: Process, nodes: [Process]) {
         let started = try startScheduler(scheduler, port: port, extra: schedulerExtra)
         let fogNodes = try nodes.map { try startFogNode($0.id, cpu: $0.cpu, memory: $0.memory, extra: nodeExtra) }
         try await waitForAPI(port: port)
@@ -195,8 +204,10 @@ final class SchedulerLab: @unchecked Sendable {
         var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
     }
 
-    func http(_ method: String, _ path: String, port: Int, body: Data? = nil, token: String? = SchedulerLab.token,
-              contentType: String? = "application/json") async throws -> HTTPResult {
+    func http(
+        _ method: String, _ path: String, port: Int, body: Data? = nil, token: String? = SchedulerLab.token,
+        contentType: String? = "application/json"
+    ) async throws -> HTTPResult {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
         request.timeoutInterval = 30
@@ -211,7 +222,9 @@ final class SchedulerLab: @unchecked Sendable {
 
     func submit(_ tasks: [[String: Any]], port: Int) async throws -> [UUID] {
         let result = try await http("POST", "/v1/tasks", port: port, body: try JSONSerialization.data(withJSONObject: ["tasks": tasks]))
-        guard result.status == 201 else { throw LabError("submit answered \(result.status): \(String(decoding: result.body, as: UTF8.self))") }
+        guard result.status == 201 else {
+            throw LabError("submit answered \(result.status): \(String(decoding: result.body, as: UTF8.self))")
+        }
         return (result.json["tasks"] as? [[String: Any]] ?? []).compactMap { ($0["id"] as? String).flatMap { UUID(uuidString: $0) } }
     }
 
@@ -230,7 +243,9 @@ final class SchedulerLab: @unchecked Sendable {
         }
     }
 
-    func waitUntil(timeout: Duration, _ what: String, poll: Duration = .milliseconds(200), _ condition: () async throws -> Bool) async throws {
+    func waitUntil(timeout: Duration, _ what: String, poll: Duration = .milliseconds(200), _ condition: () async throws -> Bool)
+        async throws
+    {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if try await condition() { return }
@@ -241,9 +256,11 @@ final class SchedulerLab: @unchecked Sendable {
 
     /// Counts tasks by status, straight from the database.
     func statusCounts() async throws -> [String: Int] {
-        Dictionary(try await pool.query("SELECT status, count(*) FROM tasks GROUP BY status").rows.map {
-            (try $0.decode(at: 0, as: String.self), try $0.decode(at: 1, as: Int.self))
-        }) { a, _ in a }
+        Dictionary(
+            try await pool.query("SELECT status, count(*) FROM tasks GROUP BY status").rows.map {
+                (try $0.decode(at: 0, as: String.self), try $0.decode(at: 1, as: Int.self))
+            }
+        ) { a, _ in a }
     }
 
     /// One number from the database; a connection that died with a killed server is retried.

@@ -19,7 +19,8 @@ struct SettingsFuzzTests {
         "FOG_DISPATCH_BATCH": "500", "FOG_FAILURE_CHECK_INTERVAL": "500ms", "FOG_NODE_HEARTBEAT_TTL": "6s", "FOG_TIMEOUT_GRACE": "30s",
         "FOG_REPUBLISH_AFTER": "5s", "FOG_QUEUED_TIMEOUT": "60s", "FOG_RETRY_BASE": "1s", "FOG_RETRY_CAP": "60s",
         "FOG_PLACEMENT_POLICY": "smart", "FOG_SMART_WEIGHTS": "time=1,energy=0.4", "FOG_AFFINITY_MAX_ACTIVE": "2",
-        "FOG_AFFINITY_MAX_PER_SECOND": "1.5", "FOG_DATABASE_POOL_SIZE": "8", "FOG_AUTO_MIGRATE": "true", "FOG_API_TOKENS": "0123456789abcdef0123:read",
+        "FOG_AFFINITY_MAX_PER_SECOND": "1.5", "FOG_DATABASE_POOL_SIZE": "8", "FOG_AUTO_MIGRATE": "true",
+        "FOG_API_TOKENS": "0123456789abcdef0123:read",
     ]
     static let nodeVariables = [
         "FOG_NODE_ID": "n1", "FOG_NODE_ZONE": "zone-a", "FOG_NODE_CPU_MILLICORES": "2000", "FOG_NODE_MEMORY_MB": "1024",

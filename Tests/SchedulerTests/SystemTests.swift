@@ -1,9 +1,9 @@
 import AMQPClient
 import FogCore
 import Foundation
+import PostgresClient
 import RedisClient
 import TestSupport
-import PostgresClient
 import Testing
 
 /// The whole system as processes: schedulers and fog nodes against the real test services.
@@ -31,10 +31,12 @@ struct SystemTests {
             let elapsed = ContinuousClock.now - started
             print("1,000 tasks on 3 fog nodes: all succeeded \(elapsed) after submission")
             // Every task: submitted, queued, started, finished, and exactly one succeeded attempt.
-            #expect(try await lab.scalar("""
-                SELECT count(*) FROM tasks t WHERE (SELECT array_agg(kind ORDER BY id) FROM task_events e WHERE e.task_id = t.id)
-                    = ARRAY['submitted', 'queued', 'started', 'finished']
-                """) == 1_000)
+            #expect(
+                try await lab.scalar(
+                    """
+                    SELECT count(*) FROM tasks t WHERE (SELECT array_agg(kind ORDER BY id) FROM task_events e WHERE e.task_id = t.id)
+                        = ARRAY['submitted', 'queued', 'started', 'finished']
+                    """) == 1_000)
             #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE status = 'succeeded'") == 1_000)
             #expect(try await lab.scalar("SELECT count(DISTINCT node) FROM attempts") == 3, "the work is spread over the nodes")
             #expect(try await lab.scalar("SELECT count(DISTINCT class) FROM tasks") == 4)
@@ -53,10 +55,12 @@ struct SystemTests {
             try await lab.waitUntil(timeout: .seconds(120), "1,010 successes") {
                 try await lab.scalar("SELECT count(*) FROM tasks WHERE status = 'succeeded'") == 1_010
             }
-            let lastCritical = try await lab.scalar("""
+            let lastCritical = try await lab.scalar(
+                """
                 SELECT (extract(epoch FROM max(a.started_at)) * 1000000)::bigint FROM attempts a WHERE a.task_id = ANY($1::uuid[])
                 """, [PostgresTextArray(critical.map(\.postgresText))])
-            let firstLow = try await lab.scalar("""
+            let firstLow = try await lab.scalar(
+                """
                 SELECT (extract(epoch FROM min(a.started_at)) * 1000000)::bigint FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE t.class = 3
                 """)
             #expect(lastCritical <= firstLow, "every critical task started before the first low one")
@@ -92,7 +96,9 @@ struct SystemTests {
             #expect(recovery <= .seconds(10))
             for id in ids {
                 #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'succeeded'", [id]) == 1)
-                #expect(try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'lost' AND node = 'kill-n1'", [id]) == 1)
+                #expect(
+                    try await lab.scalar("SELECT count(*) FROM attempts WHERE task_id = $1 AND status = 'lost' AND node = 'kill-n1'", [id])
+                        == 1)
             }
         }
     }
@@ -161,9 +167,13 @@ struct SystemTests {
                     item["idempotency_key"] = "batch\(round)-\(index)"
                     return item
                 }
-                let result = try await lab.http("POST", "/v1/tasks", port: Self.port, body: try JSONSerialization.data(withJSONObject: ["tasks": tasks]))
+                let result = try await lab.http(
+                    "POST", "/v1/tasks", port: Self.port, body: try JSONSerialization.data(withJSONObject: ["tasks": tasks]))
                 switch result.status {
-                case 201: accepted += (result.json["tasks"] as? [[String: Any]] ?? []).compactMap { ($0["id"] as? String).flatMap { UUID(uuidString: $0) } }
+                case 201:
+                    accepted += (result.json["tasks"] as? [[String: Any]] ?? []).compactMap {
+                        ($0["id"] as? String).flatMap { UUID(uuidString: $0) }
+                    }
                 case 503:
                     refused += 1
                     #expect(result.errorCode == "database_unavailable")
@@ -176,14 +186,22 @@ struct SystemTests {
             #expect(refused > 0)
             // A batch exists whole or not at all. (One refused while its commit was in flight may
             // exist whole: its client cannot know, which is what the idempotency key is for.)
-            #expect(try await lab.scalar("""
-                SELECT count(*) FROM (SELECT split_part(idempotency_key, '-', 1) AS batch, count(*) AS n FROM tasks GROUP BY 1) b WHERE n <> 5
-                """) == 0)
-            #expect(try await lab.scalar("SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[])", [PostgresTextArray(accepted.map(\.postgresText))]) == accepted.count)
+            #expect(
+                try await lab.scalar(
+                    """
+                    SELECT count(*) FROM (SELECT split_part(idempotency_key, '-', 1) AS batch, count(*) AS n FROM tasks GROUP BY 1) b WHERE n <> 5
+                    """) == 0)
+            #expect(
+                try await lab.scalar(
+                    "SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[])", [PostgresTextArray(accepted.map(\.postgresText))])
+                    == accepted.count)
             try await lab.waitUntil(timeout: .seconds(60), "every stored task to succeed") {
                 (try? await lab.scalar("SELECT count(*) FROM tasks WHERE status <> 'succeeded'")) == 0
             }
-            #expect(try await lab.scalar("SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = t.id AND e.kind = 'submitted')") == 0)
+            #expect(
+                try await lab.scalar(
+                    "SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = t.id AND e.kind = 'submitted')"
+                ) == 0)
         }
     }
 
@@ -245,7 +263,9 @@ struct SystemTests {
             #expect(reasons.contains("not a JSON object"))
             #expect(reasons.contains("unknown version 9"))
             _ = try await lab.submit([task()], port: Self.port)
-            try await lab.waitUntil(timeout: .seconds(20), "a task after the bad messages") { try await lab.statusCounts()["succeeded"] == 1 }
+            try await lab.waitUntil(timeout: .seconds(20), "a task after the bad messages") {
+                try await lab.statusCounts()["succeeded"] == 1
+            }
         }
     }
 }

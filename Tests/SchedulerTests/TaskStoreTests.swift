@@ -2,16 +2,20 @@ import FogCore
 import Foundation
 import Logging
 import PostgresClient
-@testable import Scheduler
 import TestSupport
 import Testing
+
+@testable import Scheduler
 
 extension TaskStore {
     /// A dispatch round onto one live node with room for every test task; `life` is the
     /// node's registration `started_at` (none when not given).
-    func dispatch(epoch: Int, limit: Int, onto node: String, life: Double? = nil) async throws -> (attempts: [QueuedAttempt], placement: BatchPlacement) {
-        let info = FogNodeInfo(id: node, capacity: Resources(cpuMillicores: 1_000_000, memoryMB: 1_000_000, storageMB: 1_000_000),
-                               zone: "zone-a", startedAt: life ?? 0)
+    func dispatch(epoch: Int, limit: Int, onto node: String, life: Double? = nil) async throws -> (
+        attempts: [QueuedAttempt], placement: BatchPlacement
+    ) {
+        let info = FogNodeInfo(
+            id: node, capacity: Resources(cpuMillicores: 1_000_000, memoryMB: 1_000_000, storageMB: 1_000_000),
+            zone: "zone-a", startedAt: life ?? 0)
         let placement = BatchPlacement(policy: FirstFitPolicy(), candidates: [NodeCandidate(info: info)])
         return try await dispatch(epoch: epoch, limit: limit, placement: placement, at: Date().timeIntervalSince1970)
     }
@@ -28,8 +32,9 @@ struct TaskStoreTests {
     }
 
     func event(_ attempt: TaskStore.QueuedAttempt, _ kind: TaskEvent.Kind, _ outcome: AttemptOutcome? = nil) -> TaskEvent {
-        TaskEvent(taskID: attempt.message.taskID, attemptID: attempt.message.attemptID, node: attempt.message.node, kind: kind,
-                  at: Date().timeIntervalSince1970, outcome: outcome)
+        TaskEvent(
+            taskID: attempt.message.taskID, attemptID: attempt.message.attemptID, node: attempt.message.node, kind: kind,
+            at: Date().timeIntervalSince1970, outcome: outcome)
     }
 
     @Test("two schedulers migrating at once apply each migration once, and again is a no-op")
@@ -83,7 +88,9 @@ struct TaskStoreTests {
             let task = try await store.submit([TaskSpec(name: "t", kind: .noop)])[0].task
             let first = try await store.dispatch(epoch: 1, limit: 10, onto: "lost").attempts[0]
             _ = try await store.apply([event(first, .started)], retry: RetryPolicy())
-            #expect(try await store.takeBackAttempts(onLostNode: "lost", epoch: 1, retry: RetryPolicy(base: .milliseconds(1), cap: .milliseconds(1))) == 1)
+            #expect(
+                try await store.takeBackAttempts(
+                    onLostNode: "lost", epoch: 1, retry: RetryPolicy(base: .milliseconds(1), cap: .milliseconds(1))) == 1)
             try await Task.sleep(for: .milliseconds(20))
             let second = try await store.dispatch(epoch: 1, limit: 10, onto: "n2").attempts[0]
             #expect(second.message.attempt == 2)
@@ -115,7 +122,8 @@ struct TaskStoreTests {
                 try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 0, retry: RetryPolicy())
             }
             #expect(try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 1, retry: RetryPolicy()) == 1)
-            #expect(try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 1, retry: RetryPolicy()) == 0, "once")
+            #expect(
+                try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 1, retry: RetryPolicy()) == 0, "once")
             var statuses: [AttemptStatus?] = []
             for attempt in attempts { statuses.append(try await store.task(attempt.message.taskID)?.attempts?.first?.status) }
             #expect(statuses == [.lost, .running, .queued])
@@ -137,7 +145,9 @@ struct TaskStoreTests {
             #expect(Set(unconfirmed.compactMap(\.message.nodeStartedAt)) == [1_000.25, 2_000.5])
             let when = Date(timeIntervalSince1970: 2_000.5)
             // A node of an older version runs the messages of its earlier life: they stay queued.
-            #expect(try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, queuedToo: false, epoch: 1, retry: RetryPolicy()) == 0)
+            #expect(
+                try await store.takeBackAttempts(
+                    onRestartedNode: "n1", startedBefore: when, queuedToo: false, epoch: 1, retry: RetryPolicy()) == 0)
             #expect(try await store.takeBackAttempts(onRestartedNode: "n1", startedBefore: when, epoch: 1, retry: RetryPolicy()) == 2)
             var statuses: [AttemptStatus?] = []
             for attempt in old + new { statuses.append(try await store.task(attempt.message.taskID)?.attempts?.first?.status) }
@@ -173,7 +183,8 @@ struct TaskStoreTests {
             let task = try await store.submit([TaskSpec(name: "t", kind: .sleep, timeoutSeconds: 0.05)])[0].task
             let attempt = try await store.dispatch(epoch: 1, limit: 10, onto: "n1").attempts[0]
             _ = try await store.apply([event(attempt, .started)], retry: RetryPolicy())
-            #expect(try await store.endOverdueAttempts(epoch: 1, grace: .milliseconds(200), retry: RetryPolicy()).isEmpty, "within its grace")
+            #expect(
+                try await store.endOverdueAttempts(epoch: 1, grace: .milliseconds(200), retry: RetryPolicy()).isEmpty, "within its grace")
             try await Task.sleep(for: .milliseconds(400))
             let overdue = try await store.endOverdueAttempts(epoch: 1, grace: .milliseconds(200), retry: RetryPolicy())
             #expect(overdue.map(\.attempt) == [attempt.message.attemptID])

@@ -15,10 +15,14 @@ public struct Fuzzer {
     public mutating func chance(_ p: Double) -> Bool { Double(next() % 10_000) / 10_000 < p }
     public mutating func pick<T>(_ items: [T]) -> T { items[int(0...(items.count - 1))] }
 
-    public static let numbers = ["1e300", "-1e300", "1e400", "-0", "9223372036854775807", "9223372036854775808", "-9223372036854775809",
-                          "4294967296", "2147483648", "1.5", "-1", "0", "NaN", "Infinity", "null", "true", "\"7\"", "[]", "{}", "1e-320"]
-    public static let strings = [#""\u0000""#, #""""#, #""a b""#, #""\ud800""#, #""LD_PRELOAD""#, #""x\u0000y""#, "1e300", "null", "[]",
-                          "\"" + String(repeating: "a", count: 70_000) + "\"", #""../../etc/passwd""#, #""é""#]
+    public static let numbers = [
+        "1e300", "-1e300", "1e400", "-0", "9223372036854775807", "9223372036854775808", "-9223372036854775809",
+        "4294967296", "2147483648", "1.5", "-1", "0", "NaN", "Infinity", "null", "true", "\"7\"", "[]", "{}", "1e-320",
+    ]
+    public static let strings = [
+        #""\u0000""#, #""""#, #""a b""#, #""\ud800""#, #""LD_PRELOAD""#, #""x\u0000y""#, "1e300", "null", "[]",
+        "\"" + String(repeating: "a", count: 70_000) + "\"", #""../../etc/passwd""#, #""é""#,
+    ]
 
     /// One to three mutations of `text`.
     public mutating func mutate(_ text: String) -> String {

@@ -24,7 +24,9 @@ public final class NetworkCut: @unchecked Sendable {
         let relative = (mount.hasPrefix("/sys/fs/cgroup") ? String(mount.dropFirst("/sys/fs/cgroup".count)) : mount).drop { $0 == "/" }
         nftPath = relative.isEmpty ? name : "\(relative)/\(name)"
         if !FileManager.default.fileExists(atPath: directory) {
-            guard mkdir(directory, 0o755) == 0 else { throw CutError("cannot create the cgroup \(directory): \(String(cString: strerror(errno)))") }
+            guard mkdir(directory, 0o755) == 0 else {
+                throw CutError("cannot create the cgroup \(directory): \(String(cString: strerror(errno)))")
+            }
         }
     }
 

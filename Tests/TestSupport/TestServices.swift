@@ -14,9 +14,11 @@ public enum TestServices {
     private static let environment = ProcessInfo.processInfo.environment
 
     public static var available: Bool {
-        ["FOG_TEST_BROKER_URL", "FOG_TEST_REDIS_URL", "FOG_TEST_DATABASE_URL", "FOG_TEST_SERVICES_DIR", "FOG_TEST_NODE_BROKER_URL",
-         "FOG_TEST_NODE_REDIS_URL", "FOG_TEST_CLUSTERCTL_REDIS_URL"]
-            .allSatisfy { environment[$0]?.isEmpty == false }
+        [
+            "FOG_TEST_BROKER_URL", "FOG_TEST_REDIS_URL", "FOG_TEST_DATABASE_URL", "FOG_TEST_SERVICES_DIR", "FOG_TEST_NODE_BROKER_URL",
+            "FOG_TEST_NODE_REDIS_URL", "FOG_TEST_CLUSTERCTL_REDIS_URL",
+        ]
+        .allSatisfy { environment[$0]?.isEmpty == false }
     }
 
     /// The three broker URLs, rmq1 first.
@@ -63,8 +65,11 @@ public enum TestServices {
     }
 
     /// The quorum members of `queue` in vhost fog, as RabbitMQ reports them.
-    public static func quorumMembers(_ queue: String, via node: String = "rmq1", in directory: String = servicesDirectory) throws -> [String] {
-        let output = try rabbitmq(node, ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "members", "--formatter", "json"], in: directory)
+    public static func quorumMembers(_ queue: String, via node: String = "rmq1", in directory: String = servicesDirectory) throws
+        -> [String]
+    {
+        let output = try rabbitmq(
+            node, ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "members", "--formatter", "json"], in: directory)
         guard let data = output.data(using: .utf8),
             let rows = try JSONSerialization.jsonObject(with: data) as? [[String: Any]],
             let row = rows.first(where: { $0["name"] as? String == queue })
@@ -97,7 +102,8 @@ public enum TestServices {
     /// Runs argv, returns stdout; throws with stderr when it exits non-zero.
     @discardableResult
     public static func run(_ argv: [String], environment: [String: String] = [:]) throws -> String {
-        let output = try CommandRunner.runBlocking(argv, environment: environment.merging(["FOG_SVC_STATE_DIR": servicesDirectory]) { a, _ in a })
+        let output = try CommandRunner.runBlocking(
+            argv, environment: environment.merging(["FOG_SVC_STATE_DIR": servicesDirectory]) { a, _ in a })
         guard output.succeeded else { throw CommandFailed(argv: argv, status: output.status, stderr: output.stderr) }
         return output.stdout
     }

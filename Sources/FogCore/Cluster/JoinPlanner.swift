@@ -36,7 +36,10 @@ public enum JoinPlanner {
             return .alreadyMember
         case (true, false):
             guard local.isStandalone(node) else {
-                return .refuse(reason: "\(node) belongs to another cluster (\(local.nodes.sorted().joined(separator: ", "))) while \(master)'s cluster lists it")
+                return .refuse(
+                    reason:
+                        "\(node) belongs to another cluster (\(local.nodes.sorted().joined(separator: ", "))) while \(master)'s cluster lists it"
+                )
             }
             return unreplicatedMessages > 0
                 ? .refuse(reason: "\(node) lost its cluster data but holds \(unreplicatedMessages) messages of its own")

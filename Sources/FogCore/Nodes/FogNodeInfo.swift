@@ -16,7 +16,9 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case idleWatts = "idle_w", maxWatts = "max_w", batteryPercent = "battery_pct"
+            case idleWatts = "idle_w"
+            case maxWatts = "max_w"
+            case batteryPercent = "battery_pct"
         }
     }
 
@@ -34,9 +36,11 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
     /// Seconds since 1970 when this node process started.
     public var startedAt: Double
 
-    public init(id: String, capacity: Resources, zone: String, labels: [String: String] = [:],
-                latencyMS: [String: Double] = [:], power: Power = .init(), speed: Double = 1, version: String = "",
-                startedAt: Double) {
+    public init(
+        id: String, capacity: Resources, zone: String, labels: [String: String] = [:],
+        latencyMS: [String: Double] = [:], power: Power = .init(), speed: Double = 1, version: String = "",
+        startedAt: Double
+    ) {
         self.id = id
         self.capacity = capacity
         self.zone = zone
@@ -97,13 +101,17 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
         }
         func integer(_ key: String, _ range: ClosedRange<Int>) throws(WireFormat.Unreadable) -> Int {
             guard let text = f[key], let value = Int(text), range.contains(value) else {
-                throw invalid(key, "\(f[key].map { "'\($0.prefix(40))'" } ?? "missing"): expected an integer in \(range.lowerBound)...\(range.upperBound)")
+                throw invalid(
+                    key,
+                    "\(f[key].map { "'\($0.prefix(40))'" } ?? "missing"): expected an integer in \(range.lowerBound)...\(range.upperBound)")
             }
             return value
         }
         func number(_ key: String, _ range: ClosedRange<Double>) throws(WireFormat.Unreadable) -> Double {
             guard let text = f[key], let value = Double(text), range.contains(value) else {
-                throw invalid(key, "\(f[key].map { "'\($0.prefix(40))'" } ?? "missing"): expected a number in \(range.lowerBound)...\(range.upperBound)")
+                throw invalid(
+                    key,
+                    "\(f[key].map { "'\($0.prefix(40))'" } ?? "missing"): expected a number in \(range.lowerBound)...\(range.upperBound)")
             }
             return value
         }
@@ -121,8 +129,9 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
         }
         guard NodeID(rawValue: id) != nil else { throw invalid("id", "not 1-64 letters, digits, '-' or '_'") }
         self.id = id
-        capacity = Resources(cpuMillicores: try integer("cpu_millicores", Limits.cpuMillicores),
-                             memoryMB: try integer("memory_mb", Limits.memoryMB), storageMB: try integer("storage_mb", Limits.storageMB))
+        capacity = Resources(
+            cpuMillicores: try integer("cpu_millicores", Limits.cpuMillicores),
+            memoryMB: try integer("memory_mb", Limits.memoryMB), storageMB: try integer("storage_mb", Limits.storageMB))
         zone = try text(f["zone"] ?? "", "zone")
         labels = try object("labels", [String: String].self)
         guard labels.count <= Limits.maxLabels else { throw invalid("labels", "more than \(Limits.maxLabels) labels") }
@@ -134,10 +143,13 @@ public struct FogNodeInfo: Sendable, Equatable, Codable {
         guard latencyMS.count <= Limits.maxLabels else { throw invalid("latency_ms", "more than \(Limits.maxLabels) zones") }
         for (zone, latency) in latencyMS {
             _ = try text(zone, "latency_ms")
-            guard Limits.latencyMS.contains(latency) else { throw invalid("latency_ms", "\(zone.prefix(40)): expected milliseconds in 0...3600000") }
+            guard Limits.latencyMS.contains(latency) else {
+                throw invalid("latency_ms", "\(zone.prefix(40)): expected milliseconds in 0...3600000")
+            }
         }
-        power = Power(idleWatts: try number("power_idle_w", Limits.watts), maxWatts: try number("power_max_w", Limits.watts),
-                      batteryPercent: f["battery_pct"] == nil ? nil : try number("battery_pct", Limits.batteryPercent))
+        power = Power(
+            idleWatts: try number("power_idle_w", Limits.watts), maxWatts: try number("power_max_w", Limits.watts),
+            batteryPercent: f["battery_pct"] == nil ? nil : try number("battery_pct", Limits.batteryPercent))
         // Nodes registered before speed existed are reference nodes.
         speed = f["speed"] == nil ? 1 : try number("speed", Limits.speed)
         version = try text(f["version"] ?? "", "version")

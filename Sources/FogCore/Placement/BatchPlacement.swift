@@ -9,8 +9,10 @@ public struct BatchPlacement: Sendable {
     /// Queued and running attempts per affinity key.
     public var activeByKey: [String: Int]
 
-    public init(policy: any PlacementPolicy, candidates: [NodeCandidate], limiter: AffinityLimiter = .init(),
-                activeByKey: [String: Int] = [:]) {
+    public init(
+        policy: any PlacementPolicy, candidates: [NodeCandidate], limiter: AffinityLimiter = .init(),
+        activeByKey: [String: Int] = [:]
+    ) {
         self.policy = policy
         self.candidates = candidates
         self.limiter = limiter

@@ -30,9 +30,10 @@ public enum PlacementConstraints {
         if withRoom.isEmpty {
             let r = task.resources
             let best = remaining.max { $0.free.cpuMillicores < $1.free.cpuMillicores }!
-            return .failure(NoFeasibleNode(
-                "no node has room for \(r.cpuMillicores)m CPU / \(r.memoryMB) MB / \(r.storageMB) MB storage now "
-                    + "(most free CPU: \(best.free.cpuMillicores)m / \(best.free.memoryMB) MB on \(best.id))"))
+            return .failure(
+                NoFeasibleNode(
+                    "no node has room for \(r.cpuMillicores)m CPU / \(r.memoryMB) MB / \(r.storageMB) MB storage now "
+                        + "(most free CPU: \(best.free.cpuMillicores)m / \(best.free.memoryMB) MB on \(best.id))"))
         }
         return .success(withRoom)
     }

@@ -40,8 +40,10 @@ public struct NodeCandidate: Sendable, Equatable {
     /// The node's utilisation (the higher of CPU and memory) once `task` also runs here.
     public func utilisation(adding resources: Resources) -> (cpu: Double, memory: Double) {
         let after = reserved + resources
-        return (Double(after.cpuMillicores) / Double(max(1, info.capacity.cpuMillicores)),
-                Double(after.memoryMB) / Double(max(1, info.capacity.memoryMB)))
+        return (
+            Double(after.cpuMillicores) / Double(max(1, info.capacity.cpuMillicores)),
+            Double(after.memoryMB) / Double(max(1, info.capacity.memoryMB))
+        )
     }
 }
 

@@ -156,8 +156,12 @@ public struct MinMinPolicy: PlacementPolicy {
             return ca != cb ? ca < cb : a.id < b.id
         }!
         let completion = best.expectedCompletion(of: task, estimate: estimate)
-        return (best, PlacementScore(policy: name, total: -completion, terms: ["expected_completion_s": completion],
-                                     candidates: feasible.count))
+        return (
+            best,
+            PlacementScore(
+                policy: name, total: -completion, terms: ["expected_completion_s": completion],
+                candidates: feasible.count)
+        )
     }
 
     public func placementOrder(of tasks: [TaskSpec], on nodes: [NodeCandidate], at now: Double) -> [Int] {

@@ -20,16 +20,20 @@ public struct Resources: Sendable, Codable, Equatable, Hashable {
     }
 
     public static func + (lhs: Resources, rhs: Resources) -> Resources {
-        Resources(cpuMillicores: lhs.cpuMillicores + rhs.cpuMillicores, memoryMB: lhs.memoryMB + rhs.memoryMB,
-                  storageMB: lhs.storageMB + rhs.storageMB)
+        Resources(
+            cpuMillicores: lhs.cpuMillicores + rhs.cpuMillicores, memoryMB: lhs.memoryMB + rhs.memoryMB,
+            storageMB: lhs.storageMB + rhs.storageMB)
     }
 
     public static func - (lhs: Resources, rhs: Resources) -> Resources {
-        Resources(cpuMillicores: lhs.cpuMillicores - rhs.cpuMillicores, memoryMB: lhs.memoryMB - rhs.memoryMB,
-                  storageMB: lhs.storageMB - rhs.storageMB)
+        Resources(
+            cpuMillicores: lhs.cpuMillicores - rhs.cpuMillicores, memoryMB: lhs.memoryMB - rhs.memoryMB,
+            storageMB: lhs.storageMB - rhs.storageMB)
     }
 
     enum CodingKeys: String, CodingKey {
-        case cpuMillicores = "cpu_millicores", memoryMB = "memory_mb", storageMB = "storage_mb"
+        case cpuMillicores = "cpu_millicores"
+        case memoryMB = "memory_mb"
+        case storageMB = "storage_mb"
     }
 }

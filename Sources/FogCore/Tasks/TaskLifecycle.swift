@@ -73,7 +73,9 @@ public enum TaskLifecycle {
             return end(s, attempt: outcome.attemptStatus)
         case .nodeLost:
             guard s.attemptStatus.isActive else { return .duplicate }
-            guard s.isCurrent, !s.taskStatus.isTerminal else { return .end(attempt: .lost, task: s.taskStatus, failures: s.failures, backoffFor: nil) }
+            guard s.isCurrent, !s.taskStatus.isTerminal else {
+                return .end(attempt: .lost, task: s.taskStatus, failures: s.failures, backoffFor: nil)
+            }
             return end(s, attempt: .lost)
         case .timeoutBackstop:
             guard s.isCurrent, s.attemptStatus == .running, !s.taskStatus.isTerminal else { return .duplicate }

@@ -9,7 +9,9 @@ public struct TaskRequest: Sendable, Decodable, Equatable {
         public var storageMB: Int?
 
         enum CodingKeys: String, CodingKey {
-            case cpuMillicores = "cpu_millicores", memoryMB = "memory_mb", storageMB = "storage_mb"
+            case cpuMillicores = "cpu_millicores"
+            case memoryMB = "memory_mb"
+            case storageMB = "storage_mb"
         }
     }
 
@@ -151,11 +153,13 @@ extension TaskRequest {
         }
         let spec = TaskSpec(
             name: name, command: command, kind: builtin, args: args ?? .init(), priority: priority ?? .normal,
-            resources: Resources(cpuMillicores: resources?.cpuMillicores ?? Resources.taskDefault.cpuMillicores,
-                                 memoryMB: resources?.memoryMB ?? Resources.taskDefault.memoryMB,
-                                 storageMB: resources?.storageMB ?? Resources.taskDefault.storageMB),
-            constraints: TaskSpec.Constraints(labels: constraints?.labels ?? [:], zone: constraints?.zone,
-                                              origin: constraints?.origin, maxLatencyMS: constraints?.maxLatencyMS),
+            resources: Resources(
+                cpuMillicores: resources?.cpuMillicores ?? Resources.taskDefault.cpuMillicores,
+                memoryMB: resources?.memoryMB ?? Resources.taskDefault.memoryMB,
+                storageMB: resources?.storageMB ?? Resources.taskDefault.storageMB),
+            constraints: TaskSpec.Constraints(
+                labels: constraints?.labels ?? [:], zone: constraints?.zone,
+                origin: constraints?.origin, maxLatencyMS: constraints?.maxLatencyMS),
             deadline: deadline, timeoutSeconds: timeoutSeconds ?? 300, expectedSeconds: expectedSeconds, deadlinePolicy: deadlinePolicy,
             maxAttempts: maxAttempts ?? 3, affinityKey: affinityKey, env: env ?? [:], stdin: stdin, idempotencyKey: idempotencyKey)
         for (field, reason) in spec.problems where problems[field] == nil {

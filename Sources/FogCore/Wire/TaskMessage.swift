@@ -78,10 +78,12 @@ public struct TaskEvent: Sendable, Codable, Equatable {
     /// The leader epoch of the attempt's placement, copied from its `TaskMessage`.
     public var epoch: Int?
 
-    public init(taskID: UUID, attemptID: UUID, node: String, kind: Kind, at: Double, outcome: AttemptOutcome? = nil,
-                exitCode: Int? = nil, cpuSeconds: Double? = nil, peakMemoryMB: Double? = nil,
-                stdoutTail: String? = nil, stderrTail: String? = nil, outputLossy: Bool? = nil, reason: String? = nil,
-                epoch: Int? = nil) {
+    public init(
+        taskID: UUID, attemptID: UUID, node: String, kind: Kind, at: Double, outcome: AttemptOutcome? = nil,
+        exitCode: Int? = nil, cpuSeconds: Double? = nil, peakMemoryMB: Double? = nil,
+        stdoutTail: String? = nil, stderrTail: String? = nil, outputLossy: Bool? = nil, reason: String? = nil,
+        epoch: Int? = nil
+    ) {
         self.taskID = taskID
         self.attemptID = attemptID
         self.node = node

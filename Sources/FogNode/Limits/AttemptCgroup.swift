@@ -28,14 +28,16 @@ enum CgroupLayout: Sendable, Equatable, CustomStringConvertible {
                 return .unavailable(reason: "cgroup v2 without the cpu and memory controllers")
             }
             // Our own group: the one /proc/self/cgroup names ("0::/path").
-            let own = ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
+            let own =
+                ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
                 .split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
             let ownPath = "\(base)\(own == "/" ? "" : own)"
             func write(_ value: String, _ path: String) -> Bool {
                 (try? value.write(toFile: path, atomically: false, encoding: .utf8)) != nil
             }
             func enable(in directory: String) -> Bool {
-                write("+cpu +memory +pids", "\(directory)/cgroup.subtree_control") || write("+cpu +memory", "\(directory)/cgroup.subtree_control")
+                write("+cpu +memory +pids", "\(directory)/cgroup.subtree_control")
+                    || write("+cpu +memory", "\(directory)/cgroup.subtree_control")
             }
             // cgroup v2 lets a group hand controllers to children only when it holds no process
             // itself (a systemd service with Delegate=yes holds ours): move into a leaf first.
@@ -51,8 +53,10 @@ enum CgroupLayout: Sendable, Equatable, CustomStringConvertible {
             else { return .unavailable(reason: "cannot create \(parent) with the cpu and memory controllers") }
             return .v2(root: parent)
         }
-        let cpu = "\(base)/cpu/\(name)", memory = "\(base)/memory/\(name)"
-        guard manager.fileExists(atPath: "\(base)/cpu/cpu.cfs_quota_us"), manager.fileExists(atPath: "\(base)/memory/memory.limit_in_bytes") else {
+        let cpu = "\(base)/cpu/\(name)"
+        let memory = "\(base)/memory/\(name)"
+        guard manager.fileExists(atPath: "\(base)/cpu/cpu.cfs_quota_us"), manager.fileExists(atPath: "\(base)/memory/memory.limit_in_bytes")
+        else {
             return .unavailable(reason: "no cgroup v1 cpu and memory hierarchies")
         }
         guard (try? manager.createDirectory(atPath: cpu, withIntermediateDirectories: true)) != nil,
@@ -97,7 +101,8 @@ struct AttemptCgroup: Sendable {
             _ = write(String(maxProcesses), "\(directory)/pids.max")
             directories = [directory]
         case .v1(let cpu, let memoryRoot, let pids):
-            let cpuDirectory = "\(cpu)/\(attempt)", memoryDirectory = "\(memoryRoot)/\(attempt)"
+            let cpuDirectory = "\(cpu)/\(attempt)"
+            let memoryDirectory = "\(memoryRoot)/\(attempt)"
             guard (try? manager.createDirectory(atPath: cpuDirectory, withIntermediateDirectories: false)) != nil,
                 (try? manager.createDirectory(atPath: memoryDirectory, withIntermediateDirectories: false)) != nil,
                 write(String(Self.cpuPeriodMicroseconds), "\(cpuDirectory)/cpu.cfs_period_us"),

@@ -84,14 +84,17 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     static func from(_ error: any Error) -> APIError {
         if let api = error as? APIError { return api }
         if let conflict = error as? IdempotencyConflict {
-            return APIError(.conflict, .idempotencyConflict, conflict.description, fields: ["idempotency_key": "reused with a different body"])
+            return APIError(
+                .conflict, .idempotencyConflict, conflict.description, fields: ["idempotency_key": "reused with a different body"])
         }
         if let postgres = error as? PostgresError {
             if postgres.isConnectionError || postgres.code == .poolTimeout || postgres.sqlState?.hasPrefix("08") == true
                 || postgres.sqlState?.hasPrefix("57") == true
             {
-                return APIError(.serviceUnavailable, .databaseUnavailable,
-                                "the task database cannot be reached; try again (with the same idempotency_key, in case the database went away while it was storing this)")
+                return APIError(
+                    .serviceUnavailable, .databaseUnavailable,
+                    "the task database cannot be reached; try again (with the same idempotency_key, in case the database went away while it was storing this)"
+                )
             }
         }
         return APIError(.internalServerError, .internalError, "an unexpected error occurred; it has been logged")

@@ -1,5 +1,5 @@
-import Hummingbird
 import Foundation
+import Hummingbird
 
 /// The request context of the API: Hummingbird's core storage and the caller's scope.
 public struct SchedulerRequestContext: RequestContext {

@@ -26,11 +26,13 @@ public struct SchedulerAPI: Sendable {
         router.get("/healthz") { _, _ in Health(status: "ok") }
         router.get("/readyz") { _, _ in try await readiness() }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
         }
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            Response(
+                status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
         let v1 = router.group("v1").add(middleware: BearerAuthentication(tokens: configuration.tokens))
         v1.post("tasks") { request, context in try await submit(request, context) }
@@ -76,11 +78,15 @@ public struct SchedulerAPI: Sendable {
         metrics.submitted.increment(by: Int64(created))
         if created > 0 { self.context.nudge.signal() }
         if isBatch {
-            struct Batch: ResponseEncodable { let tasks: [TaskRecord]; let created: Int }
+            struct Batch: ResponseEncodable {
+                let tasks: [TaskRecord]
+                let created: Int
+            }
             return try EditedResponse(status: created > 0 ? .created : .ok, response: Batch(tasks: stored.map(\.task), created: created))
                 .response(from: request, context: context)
         }
-        return try EditedResponse(status: stored[0].created ? .created : .ok, response: stored[0].task).response(from: request, context: context)
+        return try EditedResponse(status: stored[0].created ? .created : .ok, response: stored[0].task).response(
+            from: request, context: context)
     }
 
     /// Refuses what no registered node could ever hold, and what no live node can finish by its
@@ -94,7 +100,8 @@ public struct SchedulerAPI: Sendable {
             }
         }
         if !fields.isEmpty {
-            throw APIError(.unprocessableContent, .cannotFit, "no registered fog node could ever run this; nothing was stored", fields: fields)
+            throw APIError(
+                .unprocessableContent, .cannotFit, "no registered fog node could ever run this; nothing was stored", fields: fields)
         }
         let live = entries.compactMap { $0.alive ? $0.info : nil }
         let now = Date().timeIntervalSince1970
@@ -103,12 +110,16 @@ public struct SchedulerAPI: Sendable {
             if let risk = risks[index] { fields[isBatch ? "tasks[\(index)].deadline" : "deadline"] = risk }
         }
         if !fields.isEmpty {
-            throw APIError(.unprocessableContent, .deadlineUnreachable, "no live fog node can meet the deadline; nothing was stored", fields: fields)
+            throw APIError(
+                .unprocessableContent, .deadlineUnreachable, "no live fog node can meet the deadline; nothing was stored", fields: fields)
         }
         return risks
     }
 
-    struct Page: ResponseEncodable { let tasks: [TaskRecord]; let next_cursor: String? }
+    struct Page: ResponseEncodable {
+        let tasks: [TaskRecord]
+        let next_cursor: String?
+    }
 
     func list(_ request: Request, _ context: SchedulerRequestContext) async throws -> Page {
         let query = request.uri.queryParameters
@@ -125,7 +136,11 @@ public struct SchedulerAPI: Sendable {
         filter.node = query["node"].map(String.init)
         var limit = 50
         if let text = query["limit"] {
-            if let value = Int(text), (1...1000).contains(value) { limit = value } else { fields["limit"] = "must be an integer from 1 to 1000" }
+            if let value = Int(text), (1...1000).contains(value) {
+                limit = value
+            } else {
+                fields["limit"] = "must be an integer from 1 to 1000"
+            }
         }
         var cursor: TaskStore.Cursor?
         if let text = query["cursor"] {
@@ -149,7 +164,8 @@ public struct SchedulerAPI: Sendable {
                 do {
                     try await publisher.control(ControlMessage(kind: .cancel, node: node, taskID: id, attemptID: attempt))
                 } catch {
-                    logger.warning("task \(id) cancelled, but its node \(node) could not be told: \(error); the scheduler ignores whatever it reports")
+                    logger.warning(
+                        "task \(id) cancelled, but its node \(node) could not be told: \(error); the scheduler ignores whatever it reports")
                 }
             }
             guard let task = try await store.task(id) else { throw APIError(.notFound, .notFound, "no such task") }
@@ -188,14 +204,20 @@ public struct SchedulerAPI: Sendable {
         let stats = try await store.stats()
         let entries = try? await directory.entries()
         let leader = try? await redis.get(FogKeys.schedulerLeader)
-        return Stats(tasks: stats, nodes_registered: entries?.count, nodes_alive: entries?.filter(\.alive).count,
-                     leader: leader, instance: configuration.instanceID)
+        return Stats(
+            tasks: stats, nodes_registered: entries?.count, nodes_alive: entries?.filter(\.alive).count,
+            leader: leader, instance: configuration.instanceID)
     }
 
     struct Health: ResponseEncodable { let status: String }
 
     /// `/readyz`: each dependency's state, "ok" or why not.
-    struct Readiness: ResponseEncodable { let status: String; let database: String; let broker: String; let redis: String }
+    struct Readiness: ResponseEncodable {
+        let status: String
+        let database: String
+        let broker: String
+        let redis: String
+    }
 
     func readiness() async throws -> EditedResponse<Readiness> {
         func check(_ body: @escaping @Sendable () async throws -> Void) async -> String {
@@ -218,8 +240,9 @@ public struct SchedulerAPI: Sendable {
         let broker = await check { _ = try await publisher.connection.currentBroker() }
         let redisState = await check { try await redis.ping() }
         let ready = [database, broker, redisState].allSatisfy { $0 == "ok" }
-        return EditedResponse(status: ready ? .ok : .serviceUnavailable,
-                              response: Readiness(status: ready ? "ready" : "not ready", database: database, broker: broker, redis: redisState))
+        return EditedResponse(
+            status: ready ? .ok : .serviceUnavailable,
+            response: Readiness(status: ready ? "ready" : "not ready", database: database, broker: broker, redis: redisState))
     }
 
     func taskID(_ context: SchedulerRequestContext) throws -> UUID {
@@ -242,8 +265,9 @@ struct ErrorMapping: RouterMiddleware {
         } catch let error as APIError {
             throw error
         } catch let error as HTTPError {
-            throw APIError(error.status, .http(error.status),
-                           error.body ?? error.status.reasonPhrase)
+            throw APIError(
+                error.status, .http(error.status),
+                error.body ?? error.status.reasonPhrase)
         } catch {
             let mapped = APIError.from(error)
             if mapped.status == .internalServerError {

@@ -31,8 +31,9 @@ enum SubmitBody: Decodable {
                 let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
                 throw APIError(.badRequest, .invalidJSON, "the body is not valid JSON (UTF-8)" + (detail.map { ": \($0)" } ?? ""))
             }
-            throw APIError(.badRequest, .invalidFieldType, WireFormat.describe(error),
-                           fields: [field.isEmpty ? "body" : field: WireFormat.describe(error)])
+            throw APIError(
+                .badRequest, .invalidFieldType, WireFormat.describe(error),
+                fields: [field.isEmpty ? "body" : field: WireFormat.describe(error)])
         }
         switch parsed {
         case .one(let request):
@@ -40,10 +41,15 @@ enum SubmitBody: Decodable {
                 throw APIError(.unprocessableContent, .invalidTask, "the task is invalid: \(error)", fields: error.fields)
             }
         case .batch(let requests):
-            guard !requests.isEmpty else { throw APIError(.unprocessableContent, .invalidTask, "the batch is empty", fields: ["tasks": "must hold 1 to \(TaskLimits.maxBatch) tasks"]) }
+            guard !requests.isEmpty else {
+                throw APIError(
+                    .unprocessableContent, .invalidTask, "the batch is empty",
+                    fields: ["tasks": "must hold 1 to \(TaskLimits.maxBatch) tasks"])
+            }
             guard requests.count <= TaskLimits.maxBatch else {
-                throw APIError(.unprocessableContent, .batchTooLarge, "a batch holds at most \(TaskLimits.maxBatch) tasks",
-                               fields: ["tasks": "must hold 1 to \(TaskLimits.maxBatch) tasks, not \(requests.count)"])
+                throw APIError(
+                    .unprocessableContent, .batchTooLarge, "a batch holds at most \(TaskLimits.maxBatch) tasks",
+                    fields: ["tasks": "must hold 1 to \(TaskLimits.maxBatch) tasks, not \(requests.count)"])
             }
             var specs: [TaskSpec] = []
             var fields: [String: String] = [:]
@@ -53,11 +59,16 @@ enum SubmitBody: Decodable {
                 }
             }
             guard fields.isEmpty else {
-                throw APIError(.unprocessableContent, .invalidTask, "\(Set(fields.keys.map { $0.prefix { $0 != "." } }).count) tasks of the batch are invalid; none was stored", fields: fields)
+                throw APIError(
+                    .unprocessableContent, .invalidTask,
+                    "\(Set(fields.keys.map { $0.prefix { $0 != "." } }).count) tasks of the batch are invalid; none was stored",
+                    fields: fields)
             }
             let keys = specs.compactMap(\.idempotencyKey)
             if Set(keys).count != keys.count {
-                throw APIError(.unprocessableContent, .invalidTask, "an idempotency key appears twice in the batch", fields: ["tasks": "idempotency keys must be unique"])
+                throw APIError(
+                    .unprocessableContent, .invalidTask, "an idempotency key appears twice in the batch",
+                    fields: ["tasks": "idempotency keys must be unique"])
             }
             return (specs, true)
         }

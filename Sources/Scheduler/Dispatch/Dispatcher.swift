@@ -86,8 +86,10 @@ public struct Dispatcher: Service {
     }
 
     /// One dispatch transaction; hands its attempts to `publish` and answers how many tasks it placed.
-    func round(epoch: Int, placement: inout BatchPlacement,
-               publish: (_ attempts: [TaskStore.QueuedAttempt], _ started: ContinuousClock.Instant) -> Void) async throws -> Int {
+    func round(
+        epoch: Int, placement: inout BatchPlacement,
+        publish: (_ attempts: [TaskStore.QueuedAttempt], _ started: ContinuousClock.Instant) -> Void
+    ) async throws -> Int {
         let started = ContinuousClock.now
         // Redis and PostgreSQL are asked at once: the round waits for the slower, not for both.
         async let liveNodes = context.directory.liveNodes()
@@ -97,8 +99,9 @@ public struct Dispatcher: Service {
         let reservations = try await reserved
         placement.candidates = nodes.sorted { ($0.info.startedAt, $0.info.id) < ($1.info.startedAt, $1.info.id) }
             .enumerated().map { order, node in
-                NodeCandidate(info: node.info, reserved: reservations[node.info.id]?.resources ?? .zero,
-                              active: reservations[node.info.id]?.active ?? 0, order: order, queued: node.load?.queued ?? 0)
+                NodeCandidate(
+                    info: node.info, reserved: reservations[node.info.id]?.resources ?? .zero,
+                    active: reservations[node.info.id]?.active ?? 0, order: order, queued: node.load?.queued ?? 0)
             }
         placement.activeByKey = placement.limiter.maxActive == nil ? [:] : try await store.activeByAffinityKey()
         let attempts: [TaskStore.QueuedAttempt]

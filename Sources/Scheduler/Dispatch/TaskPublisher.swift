@@ -46,12 +46,14 @@ public final class TaskPublisher: Sendable {
             var properties = AMQPProperties.json
             properties.messageID = attempts[0].message.attemptID.uuidString.lowercased()
             guard attempts.count > 1 else {
-                return OutgoingMessage(exchange: Topology.tasksExchange, routingKey: routingKey,
-                                       body: WireFormat.encode(attempts[0].message), properties: properties)
+                return OutgoingMessage(
+                    exchange: Topology.tasksExchange, routingKey: routingKey,
+                    body: WireFormat.encode(attempts[0].message), properties: properties)
             }
             properties.type = TaskBatch.messageType
-            return OutgoingMessage(exchange: Topology.tasksExchange, routingKey: routingKey,
-                                   body: WireFormat.encode(TaskBatch(tasks: attempts.map(\.message))), properties: properties)
+            return OutgoingMessage(
+                exchange: Topology.tasksExchange, routingKey: routingKey,
+                body: WireFormat.encode(TaskBatch(tasks: attempts.map(\.message))), properties: properties)
         }
         let results = await connection.publish(messages)
         var confirmed: [UUID] = []
@@ -72,8 +74,9 @@ public final class TaskPublisher: Sendable {
             await connection.reconnect(because: "the broker nacked attempts")
         }
         if !refused.isEmpty {
-            logger.warning("\(refused.count) of \(messages.count) publishes (\(attempts.count) attempts) unconfirmed; they will be retried",
-                           metadata: ["first": "\(refused[0])"])
+            logger.warning(
+                "\(refused.count) of \(messages.count) publishes (\(attempts.count) attempts) unconfirmed; they will be retried",
+                metadata: ["first": "\(refused[0])"])
         }
         return confirmed
     }

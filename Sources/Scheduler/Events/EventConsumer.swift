@@ -95,7 +95,8 @@ public struct EventConsumer: Service {
                 let sender = Self.sender(of: delivery)
                 for event in batch.events {
                     guard event.node == sender else {
-                        wrongSender.append("\(event.attemptID) claims node \(event.node.prefix(80)), sent as \(delivery.routingKey.prefix(80))")
+                        wrongSender.append(
+                            "\(event.attemptID) claims node \(event.node.prefix(80)), sent as \(delivery.routingKey.prefix(80))")
                         continue
                     }
                     let (stored, repaired) = event.storable(now: now)
@@ -112,7 +113,8 @@ public struct EventConsumer: Service {
         }
         if !repairs.isEmpty {
             metrics.eventsRepaired.increment(by: Int64(repairs.count))
-            logger.warning("\(repairs.count) events held values that cannot be stored as sent; stored repaired", metadata: ["first": "\(repairs[0])"])
+            logger.warning(
+                "\(repairs.count) events held values that cannot be stored as sent; stored repaired", metadata: ["first": "\(repairs[0])"])
         }
         guard !readable.isEmpty else { return }
         let written = await RetryLog.retrying("cannot write events", logger: logger, level: .error) {
@@ -143,7 +145,9 @@ public struct EventConsumer: Service {
         metrics.eventsIgnored.increment(by: Int64(tally.ignored))
         metrics.eventsDuplicate.increment(by: Int64(tally.duplicates))
         if tally.ignored > 0 || tally.unknown > 0 {
-            logger.info("events: \(tally.applied) applied, \(tally.ignored) ignored as late, superseded or from another node, \(tally.unknown) for unknown attempts")
+            logger.info(
+                "events: \(tally.applied) applied, \(tally.ignored) ignored as late, superseded or from another node, \(tally.unknown) for unknown attempts"
+            )
         }
         if tally.applied > 0 { context.nudge.signal() }
     }
@@ -180,7 +184,9 @@ public struct EventConsumer: Service {
                 let safe = events[0].safeForm(because: reason, now: now)
                 do {
                     let applied = Applied(tally: try await store.apply([safe], retry: context.configuration.retry))
-                    logger.warning("event for attempt \(events[0].attemptID) refused by the database (\(reason)); stored without its output and values")
+                    logger.warning(
+                        "event for attempt \(events[0].attemptID) refused by the database (\(reason)); stored without its output and values"
+                    )
                     return applied
                 } catch let error where !Self.refusesData(error) {
                     throw error
@@ -227,10 +233,13 @@ public struct EventConsumer: Service {
         logger.error("dead-lettering the event for attempt \(event.attemptID): the database refused it: \(reason)")
         var properties = AMQPProperties.json
         properties.headers[Topology.deadReasonHeader] = .string(String(reason.prefix(500)))
-        let message = OutgoingMessage(exchange: Topology.deadLetterExchange, routingKey: EventBatch.routingKey(node: event.node),
-                                      body: WireFormat.encode(EventBatch(events: [event])), properties: properties)
+        let message = OutgoingMessage(
+            exchange: Topology.deadLetterExchange, routingKey: EventBatch.routingKey(node: event.node),
+            body: WireFormat.encode(EventBatch(events: [event])), properties: properties)
         if (try? await connection.publish(message))?.isAck != true {
-            logger.error("the event for attempt \(event.attemptID) could not be dead-lettered either; it is dropped (its attempt is covered by the backstops)")
+            logger.error(
+                "the event for attempt \(event.attemptID) could not be dead-lettered either; it is dropped (its attempt is covered by the backstops)"
+            )
         }
     }
 }
@@ -239,9 +248,10 @@ extension TaskEvent {
     /// This event without anything but what the lifecycle needs: for an event whose full form
     /// the database refused, so that its outcome still counts.
     func safeForm(because reason: String, now: Double) -> TaskEvent {
-        TaskEvent(taskID: taskID, attemptID: attemptID, node: node, kind: kind, at: now, outcome: outcome,
-                  reason: StorableText.make("the scheduler could not store this report as sent (\(reason.prefix(300)))", maxBytes: 500).text,
-                  epoch: epoch)
+        TaskEvent(
+            taskID: taskID, attemptID: attemptID, node: node, kind: kind, at: now, outcome: outcome,
+            reason: StorableText.make("the scheduler could not store this report as sent (\(reason.prefix(300)))", maxBytes: 500).text,
+            epoch: epoch)
     }
 }
 

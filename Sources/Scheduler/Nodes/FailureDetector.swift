@@ -65,7 +65,8 @@ public struct FailureDetector: Service {
                 let handedOver = await handOverQueues(of: node)
                 if !lost.contains(node) { metrics.nodesLost.increment() }
                 metrics.attemptsTakenBack.increment(by: Int64(takenBack))
-                logger.warning("fog node \(node) is lost: \(takenBack) attempts to place again, \(handedOver) messages handed over from its queues")
+                logger.warning(
+                    "fog node \(node) is lost: \(takenBack) attempts to place again, \(handedOver) messages handed over from its queues")
                 lost.insert(node)
                 if takenBack > 0 { context.nudge.signal() }
             }
@@ -81,7 +82,8 @@ public struct FailureDetector: Service {
                 // Nodes of version 2 on drop the messages of an earlier life (TaskMessage.nodeStartedAt).
                 let dropsOldLives = (Int(entry.info?.version ?? "") ?? 0) >= 2
                 let takenBack = try await store.takeBackAttempts(
-                    onRestartedNode: entry.id, startedBefore: Date(timeIntervalSince1970: startedAt), queuedToo: dropsOldLives, epoch: epoch,
+                    onRestartedNode: entry.id, startedBefore: Date(timeIntervalSince1970: startedAt), queuedToo: dropsOldLives,
+                    epoch: epoch,
                     retry: configuration.retry)
                 incarnations[entry.id] = startedAt
                 guard takenBack > 0 else { return }
@@ -119,16 +121,21 @@ public struct FailureDetector: Service {
     func backstop(epoch: Int) async throws {
         let overdue = try await store.endOverdueAttempts(epoch: epoch, grace: configuration.timeoutGrace, retry: configuration.retry)
         for attempt in overdue {
-            logger.warning("attempt \(attempt.attempt) of task \(attempt.task) on \(attempt.node) ran past its timeout: ended, and its node told to stop it")
+            logger.warning(
+                "attempt \(attempt.attempt) of task \(attempt.task) on \(attempt.node) ran past its timeout: ended, and its node told to stop it"
+            )
         }
         let stuck = try await store.endNeverStartedAttempts(epoch: epoch, bound: configuration.queuedTimeout, retry: configuration.retry)
         if !stuck.isEmpty {
             metrics.attemptsTakenBack.increment(by: Int64(stuck.count))
-            logger.warning("\(stuck.count) queued attempts were not started within \(configuration.queuedTimeout) of their dispatch (their messages are gone): placed again", metadata: ["first": "\(stuck[0].attempt) on \(stuck[0].node)"])
+            logger.warning(
+                "\(stuck.count) queued attempts were not started within \(configuration.queuedTimeout) of their dispatch (their messages are gone): placed again",
+                metadata: ["first": "\(stuck[0].attempt) on \(stuck[0].node)"])
         }
         // Their nodes drop them if they still hold them (a message in a buffer, a late delivery).
         for attempt in overdue + stuck {
-            try? await context.publisher.control(ControlMessage(kind: .cancel, node: attempt.node, taskID: attempt.task, attemptID: attempt.attempt))
+            try? await context.publisher.control(
+                ControlMessage(kind: .cancel, node: attempt.node, taskID: attempt.task, attemptID: attempt.attempt))
         }
         if !overdue.isEmpty || !stuck.isEmpty { context.nudge.signal() }
     }

@@ -94,8 +94,10 @@ struct OutcomeWriter {
             update.started_at = at ?? RFC3339.format(now)
             attemptUpdates[attemptID] = update
             setTask(locked, status: .running, failures: locked.snapshot.failures)
-            events.append(EventRow(task_id: locked.task, attempt_id: attemptID, kind: "started", status: "running",
-                                   detail: ["node": locked.node], at: at))
+            events.append(
+                EventRow(
+                    task_id: locked.task, attempt_id: attemptID, kind: "started", status: "running",
+                    detail: ["node": locked.node], at: at))
         case .end(let attemptStatus, let taskStatus, let failures, let backoffFor):
             tally.applied += 1
             let why = event?.reason ?? reason
@@ -127,36 +129,45 @@ struct OutcomeWriter {
                     }
                     detail["retry_at"] = notBefore
                 }
-                let taskReason = taskStatus == .succeeded || taskStatus == .pending
+                let taskReason =
+                    taskStatus == .succeeded || taskStatus == .pending
                     ? nil
                     : "attempt \(locked.number) on \(locked.node): \(attemptStatus.rawValue)" + (why.map { " (\($0))" } ?? "")
                         + (taskStatus == .dead ? "; \(failures) of \(locked.snapshot.maxAttempts) attempts failed" : "")
-                setTask(locked, status: taskStatus, failures: failures, notBefore: notBefore, pendingReason: pendingReason, reason: taskReason)
+                setTask(
+                    locked, status: taskStatus, failures: failures, notBefore: notBefore, pendingReason: pendingReason, reason: taskReason)
                 locked.snapshot.taskStatus = taskStatus
                 locked.snapshot.failures = failures
             }
             locked.snapshot.attemptStatus = attemptStatus
-            let kind = switch happening {
-            case .nodeLost: "lost"
-            case .timeoutBackstop: "timeout_backstop"
-            case .neverStarted: "queued_backstop"
-            default: "finished"
-            }
-            events.append(EventRow(task_id: locked.task, attempt_id: attemptID, kind: kind,
-                                   status: locked.snapshot.isCurrent ? taskStatus.rawValue : nil, detail: detail, at: at))
+            let kind =
+                switch happening {
+                case .nodeLost: "lost"
+                case .timeoutBackstop: "timeout_backstop"
+                case .neverStarted: "queued_backstop"
+                default: "finished"
+                }
+            events.append(
+                EventRow(
+                    task_id: locked.task, attempt_id: attemptID, kind: kind,
+                    status: locked.snapshot.isCurrent ? taskStatus.rawValue : nil, detail: detail, at: at))
         }
         snapshots[attemptID] = locked
     }
 
-    private mutating func setTask(_ locked: Locked, status: TaskStatus, failures: Int, notBefore: String? = nil,
-                                  pendingReason: String? = nil, reason: String? = nil) {
-        taskUpdates[locked.task] = TaskUpdate(id: locked.task, status: status.rawValue, failures: failures,
-                                              not_before: notBefore, pending_reason: pendingReason, reason: reason)
+    private mutating func setTask(
+        _ locked: Locked, status: TaskStatus, failures: Int, notBefore: String? = nil,
+        pendingReason: String? = nil, reason: String? = nil
+    ) {
+        taskUpdates[locked.task] = TaskUpdate(
+            id: locked.task, status: status.rawValue, failures: failures,
+            not_before: notBefore, pending_reason: pendingReason, reason: reason)
     }
 
     func flush(_ tx: PostgresTransaction) async throws {
         if !attemptUpdates.isEmpty {
-            try await tx.query("""
+            try await tx.query(
+                """
                 UPDATE attempts a SET status = u.status, started_at = coalesce(u.started_at, a.started_at),
                     finished_at = coalesce(u.finished_at, a.finished_at), exit_code = u.exit_code, cpu_seconds = u.cpu_seconds,
                     peak_memory_mb = u.peak_memory_mb, stdout_tail = u.stdout_tail, stderr_tail = u.stderr_tail,
@@ -168,7 +179,8 @@ struct OutcomeWriter {
                 """, [TaskStore.jsonParameter(Array(attemptUpdates.values))])
         }
         if !taskUpdates.isEmpty {
-            try await tx.query("""
+            try await tx.query(
+                """
                 UPDATE tasks t SET status = u.status, failures = u.failures, not_before = u.not_before,
                     pending_reason = u.pending_reason, reason = coalesce(u.reason, t.reason), updated_at = now()
                 FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, status text, failures integer, not_before timestamptz,
@@ -177,7 +189,8 @@ struct OutcomeWriter {
                 """, [TaskStore.jsonParameter(Array(taskUpdates.values))])
         }
         if !events.isEmpty {
-            try await tx.query("""
+            try await tx.query(
+                """
                 INSERT INTO task_events (task_id, attempt_id, kind, status, detail, at)
                 SELECT e.task_id, e.attempt_id, e.kind, e.status, e.detail, coalesce(e.at, now())
                 FROM jsonb_to_recordset($1::jsonb) AS e(task_id uuid, attempt_id uuid, kind text, status text, detail jsonb, at timestamptz)

@@ -33,9 +33,11 @@ public struct TaskRecord: Sendable, Codable, Equatable {
         case updatedAt = "updated_at"
     }
 
-    public init(id: UUID, status: TaskStatus, spec: TaskSpec, node: String?, attemptCount: Int, failures: Int,
-                pendingReason: String?, reason: String?, notBefore: String?, createdAt: String, updatedAt: String,
-                deadlineRisk: String? = nil) {
+    public init(
+        id: UUID, status: TaskStatus, spec: TaskSpec, node: String?, attemptCount: Int, failures: Int,
+        pendingReason: String?, reason: String?, notBefore: String?, createdAt: String, updatedAt: String,
+        deadlineRisk: String? = nil
+    ) {
         self.id = id
         self.status = status
         self.spec = spec
@@ -126,9 +128,15 @@ public struct AttemptRecord: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, number, node, status, epoch, score, reason
         case outputLossy = "output_lossy"
-        case queuedAt = "queued_at", publishedAt = "published_at", startedAt = "started_at", finishedAt = "finished_at"
-        case exitCode = "exit_code", cpuSeconds = "cpu_seconds", peakMemoryMB = "peak_memory_mb"
-        case stdoutTail = "stdout_tail", stderrTail = "stderr_tail"
+        case queuedAt = "queued_at"
+        case publishedAt = "published_at"
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case exitCode = "exit_code"
+        case cpuSeconds = "cpu_seconds"
+        case peakMemoryMB = "peak_memory_mb"
+        case stdoutTail = "stdout_tail"
+        case stderrTail = "stderr_tail"
     }
 }
 

@@ -2,7 +2,9 @@ import FogCore
 import Foundation
 import PostgresClient
 
-private struct Placed: Encodable { let task_id: UUID, attempt_id: UUID, number: Int, node: String, score: PlacementScore, node_started_at: Double? }
+private struct Placed: Encodable {
+    let task_id: UUID, attempt_id: UUID, number: Int, node: String, score: PlacementScore, node_started_at: Double?
+}
 private struct Waiting: Encodable { let id: UUID, reason: String }
 
 extension TaskStore {
@@ -15,23 +17,33 @@ extension TaskStore {
     /// Per node, what its active attempts hold: placement subtracts it from capacity, so a
     /// node is never given more than it has room for, started or not.
     public func reservations() async throws -> [String: Reservation] {
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             SELECT a.node, sum(t.cpu_millicores)::bigint, sum(t.memory_mb)::bigint, sum(t.storage_mb)::bigint, count(*)
             FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE a.status IN ('queued', 'running') GROUP BY a.node
-            """).rows
-        return Dictionary(try rows.map { row in
-            (try row.decode(at: 0, as: String.self),
-             Reservation(resources: Resources(cpuMillicores: try row.decode(at: 1), memoryMB: try row.decode(at: 2), storageMB: try row.decode(at: 3)),
-                         active: try row.decode(at: 4)))
-        }) { a, _ in a }
+            """
+        ).rows
+        return Dictionary(
+            try rows.map { row in
+                (
+                    try row.decode(at: 0, as: String.self),
+                    Reservation(
+                        resources: Resources(
+                            cpuMillicores: try row.decode(at: 1), memoryMB: try row.decode(at: 2), storageMB: try row.decode(at: 3)),
+                        active: try row.decode(at: 4))
+                )
+            }
+        ) { a, _ in a }
     }
 
     /// Queued and running attempts per affinity key, for the per-key limit.
     public func activeByAffinityKey() async throws -> [String: Int] {
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             SELECT t.spec->>'affinity_key', count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id
             WHERE a.status IN ('queued', 'running') AND t.spec ? 'affinity_key' GROUP BY 1
-            """).rows
+            """
+        ).rows
         return Dictionary(try rows.map { (try $0.decode(at: 0, as: String.self), try $0.decode(at: 1, as: Int.self)) }) { a, _ in a }
     }
 
@@ -61,11 +73,13 @@ extension TaskStore {
     {
         try await pool.withTransaction { tx in
             var placement = placement
-            let rows = try await tx.query("""
+            let rows = try await tx.query(
+                """
                 SELECT id, spec::text, attempt_count, pending_reason FROM tasks
                 WHERE status = 'pending' AND (not_before IS NULL OR not_before <= now())
                 ORDER BY class, deadline, created_at LIMIT $1 FOR UPDATE SKIP LOCKED
-                """, [limit]).rows
+                """, [limit]
+            ).rows
             if rows.isEmpty { return ([], placement) }
             // One row that cannot be read (a spec edited by hand, a bad restore) ends as failed
             // with the reason; it never stops the round for the others.
@@ -73,8 +87,9 @@ extension TaskStore {
             let pending = rows.compactMap { row -> PendingTask? in
                 guard let id = try? row.decode(at: 0, as: UUID.self) else { return nil }
                 do {
-                    return PendingTask(id: id, spec: try Self.json(TaskSpec.self, try row.decode(at: 1)),
-                                       attemptCount: try row.decode(at: 2), pendingReason: try row.decodeIfPresent(at: 3))
+                    return PendingTask(
+                        id: id, spec: try Self.json(TaskSpec.self, try row.decode(at: 1)),
+                        attemptCount: try row.decode(at: 2), pendingReason: try row.decodeIfPresent(at: 3))
                 } catch {
                     let reason = StorableText.make("its stored spec cannot be read: \(error)", maxBytes: 500).text
                     unreadable.append(Waiting(id: id, reason: reason))
@@ -82,7 +97,8 @@ extension TaskStore {
                 }
             }
             if !unreadable.isEmpty {
-                try await tx.query("""
+                try await tx.query(
+                    """
                     WITH u AS (
                         UPDATE tasks t SET status = 'failed', reason = w.reason, updated_at = now()
                         FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, reason text) WHERE t.id = w.id RETURNING t.id, w.reason)
@@ -101,12 +117,16 @@ extension TaskStore {
                 switch decision {
                 case .place(let node, let score):
                     let life = lives[node].flatMap { $0 > 0 ? $0 : nil }
-                    let attempt = Placed(task_id: task.id, attempt_id: UUID(), number: task.attemptCount + 1, node: node, score: score,
-                                         node_started_at: life)
+                    let attempt = Placed(
+                        task_id: task.id, attempt_id: UUID(), number: task.attemptCount + 1, node: node, score: score,
+                        node_started_at: life)
                     placed.append(attempt)
-                    queued.append(QueuedAttempt(message: TaskMessage(
-                        taskID: task.id, attemptID: attempt.attempt_id, attempt: attempt.number, epoch: epoch, node: node, spec: task.spec,
-                        nodeStartedAt: life)))
+                    queued.append(
+                        QueuedAttempt(
+                            message: TaskMessage(
+                                taskID: task.id, attemptID: attempt.attempt_id, attempt: attempt.number, epoch: epoch, node: node,
+                                spec: task.spec,
+                                nodeStartedAt: life)))
                 case .wait(let reason) where reason != task.pendingReason:
                     waiting.append(Waiting(id: task.id, reason: reason))
                 case .wait:
@@ -114,7 +134,8 @@ extension TaskStore {
                 }
             }
             if !placed.isEmpty {
-                let written = try await tx.query("""
+                let written = try await tx.query(
+                    """
                     WITH fence AS (SELECT epoch FROM scheduler_fence WHERE id = 1 AND epoch = $1::bigint FOR SHARE),
                     b AS (SELECT * FROM jsonb_to_recordset($2::jsonb)
                           AS b(task_id uuid, attempt_id uuid, number integer, node text, score jsonb, node_started_at float8)),
@@ -134,7 +155,8 @@ extension TaskStore {
                 guard written.affectedRows == placed.count else { throw StaleLeader(epoch: epoch) }
             }
             if !waiting.isEmpty {
-                try await tx.query("""
+                try await tx.query(
+                    """
                     UPDATE tasks t SET pending_reason = w.reason
                     FROM jsonb_to_recordset($1::jsonb) AS w(id uuid, reason text) WHERE t.id = w.id
                     """, [Self.jsonParameter(waiting)])
@@ -149,7 +171,8 @@ extension TaskStore {
     /// with the event writer under load (9 times in 20,000 tasks, a second each).
     public func markPublished(_ attempts: [UUID]) async throws {
         guard !attempts.isEmpty else { return }
-        try await pool.query("""
+        try await pool.query(
+            """
             UPDATE attempts a SET published_at = now() FROM (
                 SELECT id FROM attempts WHERE id = ANY($1::uuid[]) AND published_at IS NULL ORDER BY task_id, id FOR NO KEY UPDATE) l
             WHERE a.id = l.id
@@ -160,17 +183,19 @@ extension TaskStore {
     /// that died between writing and publishing), older than `age`: published again with the
     /// same ids, which the fog node deduplicates.
     public func unpublished(olderThan age: Duration, limit: Int = 500) async throws -> [QueuedAttempt] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT a.task_id, a.id, a.number, a.epoch, a.node, t.spec::text, a.node_started_at FROM attempts a JOIN tasks t ON t.id = a.task_id
             WHERE a.status = 'queued' AND a.published_at IS NULL AND a.queued_at < now() - $1::bigint * interval '1 millisecond'
             ORDER BY a.queued_at LIMIT $2
             """, [Int(age.seconds * 1000), limit]
         ).rows.compactMap { row in
             // An attempt whose spec cannot be read is left to the queued backstop, not sent.
-            try? QueuedAttempt(message: TaskMessage(
-                taskID: row.decode(at: 0), attemptID: row.decode(at: 1), attempt: row.decode(at: 2),
-                epoch: row.decode(at: 3), node: row.decode(at: 4), spec: Self.json(TaskSpec.self, row.decode(at: 5)),
-                nodeStartedAt: row.decodeIfPresent(at: 6)))
+            try? QueuedAttempt(
+                message: TaskMessage(
+                    taskID: row.decode(at: 0), attemptID: row.decode(at: 1), attempt: row.decode(at: 2),
+                    epoch: row.decode(at: 3), node: row.decode(at: 4), spec: Self.json(TaskSpec.self, row.decode(at: 5)),
+                    nodeStartedAt: row.decodeIfPresent(at: 6)))
         }
     }
 
@@ -196,8 +221,9 @@ extension TaskStore {
     /// The nodes that hold queued or running attempts: the failure detector watches them even
     /// if they left `fog:nodes`.
     public func nodesWithActiveAttempts() async throws -> Set<String> {
-        Set(try await pool.query("SELECT DISTINCT node FROM attempts WHERE status IN ('queued', 'running')").rows.map {
-            try $0.decode(at: 0, as: String.self)
-        })
+        Set(
+            try await pool.query("SELECT DISTINCT node FROM attempts WHERE status IN ('queued', 'running')").rows.map {
+                try $0.decode(at: 0, as: String.self)
+            })
     }
 }

@@ -12,13 +12,15 @@ extension TaskStore {
             task.attempts = try await connection.query(
                 "SELECT \(Self.attemptColumns) FROM attempts a WHERE a.task_id = $1 ORDER BY a.number", [id]
             ).rows.map(Self.attemptRecord)
-            task.events = try await connection.query("""
+            task.events = try await connection.query(
+                """
                 SELECT id, attempt_id, kind, status, detail::text AS detail, fog_ts(at) AS at
                 FROM task_events WHERE task_id = $1 ORDER BY id
                 """, [id]
             ).rows.map { row in
-                EventRecord(id: try row.decode("id"), attemptID: try row.decodeIfPresent("attempt_id"), kind: try row.decode("kind"),
-                            status: try row.decodeIfPresent("status"), detail: try row.decodeIfPresent("detail"), at: try row.decode("at"))
+                EventRecord(
+                    id: try row.decode("id"), attemptID: try row.decodeIfPresent("attempt_id"), kind: try row.decode("kind"),
+                    status: try row.decodeIfPresent("status"), detail: try row.decodeIfPresent("detail"), at: try row.decode("at"))
             }
             return task
         }
@@ -78,13 +80,16 @@ extension TaskStore {
         if let priority = filter.priority { conditions.append("t.class = \(bind(priority.rank))::smallint") }
         if let cursor {
             conditions.append(
-                "(t.created_at, t.id) < (timestamptz 'epoch' + \(bind(cursor.createdMicros))::bigint * interval '1 microsecond', \(bind(cursor.id))::uuid)")
+                "(t.created_at, t.id) < (timestamptz 'epoch' + \(bind(cursor.createdMicros))::bigint * interval '1 microsecond', \(bind(cursor.id))::uuid)"
+            )
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             SELECT \(Self.taskColumns), (extract(epoch FROM t.created_at) * 1000000)::bigint AS created_micros
             FROM tasks t \(whereClause) ORDER BY t.created_at DESC, t.id DESC LIMIT \(bind(limit + 1))
-            """, parameters).rows
+            """, parameters
+        ).rows
         let page = try rows.prefix(limit).map(Self.taskRecord)
         var next: Cursor?
         if rows.count > limit, let last = rows.prefix(limit).last {
@@ -101,23 +106,32 @@ extension TaskStore {
         public var attemptsByStatus: [String: Int]
 
         enum CodingKeys: String, CodingKey {
-            case tasksByStatus = "tasks_by_status", pendingByClass = "pending_by_class"
-            case activeAttemptsByNode = "active_attempts_by_node", attemptsByStatus = "attempts_by_status"
+            case tasksByStatus = "tasks_by_status"
+            case pendingByClass = "pending_by_class"
+            case activeAttemptsByNode = "active_attempts_by_node"
+            case attemptsByStatus = "attempts_by_status"
         }
     }
 
     public func stats() async throws -> Stats {
         try await pool.withConnection { connection in
             func counts(_ sql: String) async throws -> [String: Int] {
-                Dictionary(try await connection.query(sql).rows.map { (try $0.decode(at: 0, as: String.self), try $0.decode(at: 1, as: Int.self)) }) { a, _ in a }
+                Dictionary(
+                    try await connection.query(sql).rows.map { (try $0.decode(at: 0, as: String.self), try $0.decode(at: 1, as: Int.self)) }
+                ) { a, _ in a }
             }
             let byClass = try await counts("SELECT class::text, count(*) FROM tasks WHERE status = 'pending' GROUP BY class")
             return Stats(
                 tasksByStatus: try await counts("SELECT status, count(*) FROM tasks GROUP BY status"),
-                pendingByClass: Dictionary(byClass.compactMap { key, value in
-                    Int(key).flatMap { PriorityClass.consumptionOrder.indices.contains($0) ? (PriorityClass.consumptionOrder[$0].rawValue, value) : nil }
-                }) { a, _ in a },
-                activeAttemptsByNode: try await counts("SELECT node, count(*) FROM attempts WHERE status IN ('queued', 'running') GROUP BY node"),
+                pendingByClass: Dictionary(
+                    byClass.compactMap { key, value in
+                        Int(key).flatMap {
+                            PriorityClass.consumptionOrder.indices.contains($0) ? (PriorityClass.consumptionOrder[$0].rawValue, value) : nil
+                        }
+                    }
+                ) { a, _ in a },
+                activeAttemptsByNode: try await counts(
+                    "SELECT node, count(*) FROM attempts WHERE status IN ('queued', 'running') GROUP BY node"),
                 attemptsByStatus: try await counts("SELECT status, count(*) FROM attempts GROUP BY status"))
         }
     }
@@ -134,8 +148,10 @@ extension TaskStore {
     /// (through `fog.cluster`); its late `finished` event is then ignored.
     public func cancel(_ id: UUID, reason: String = "cancelled by a client") async throws -> CancelOutcome {
         try await pool.withTransaction { tx in
-            guard let row = try await tx.query(
-                "SELECT status, current_attempt FROM tasks WHERE id = $1 FOR UPDATE", [id]).rows.first
+            guard
+                let row = try await tx.query(
+                    "SELECT status, current_attempt FROM tasks WHERE id = $1 FOR UPDATE", [id]
+                ).rows.first
             else { return .notFound }
             let status = TaskStatus(rawValue: try row.decode(at: 0)) ?? .pending
             if status.isTerminal { return .alreadyEnded(status) }
@@ -144,7 +160,8 @@ extension TaskStore {
             if let current: UUID = try row.decodeIfPresent(at: 1),
                 let active = try await tx.query(
                     "UPDATE attempts SET status = 'cancelled', finished_at = now(), reason = $2 WHERE id = $1 AND status IN ('queued', 'running') RETURNING node",
-                    [current, reason]).rows.first
+                    [current, reason]
+                ).rows.first
             {
                 attempt = current
                 node = try active.decode(at: 0)

@@ -28,13 +28,15 @@ extension TaskStore {
             let deadline: String?, max_attempts: Int, spec: TaskSpec, risk: String?
         }
         let rows = specs.enumerated().map { index, spec in
-            Row(id: UUID(), key: spec.idempotencyKey, hash: Self.requestHash(spec), name: spec.name, cls: spec.priority.rank,
+            Row(
+                id: UUID(), key: spec.idempotencyKey, hash: Self.requestHash(spec), name: spec.name, cls: spec.priority.rank,
                 cpu: spec.resources.cpuMillicores, mem: spec.resources.memoryMB, storage: spec.resources.storageMB,
                 deadline: spec.deadline, max_attempts: spec.maxAttempts, spec: spec,
                 risk: index < deadlineRisks.count ? deadlineRisks[index] : nil)
         }
         return try await pool.withTransaction { tx in
-            let inserted = try await tx.query("""
+            let inserted = try await tx.query(
+                """
                 WITH b AS (
                     SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(id uuid, key text, hash text, name text, cls smallint,
                         cpu integer, mem integer, storage integer, deadline timestamptz, max_attempts integer, spec jsonb,
@@ -75,7 +77,8 @@ extension TaskStore {
             if !repeated.isEmpty {
                 // The tasks the repeated keys name, as stored (the new ones came back from the insert).
                 let records = try await tx.query(
-                    "SELECT \(Self.taskColumns) FROM tasks t WHERE t.id = ANY($1::uuid[])", [PostgresTextArray(existingByKey.values.map(\.postgresText))])
+                    "SELECT \(Self.taskColumns) FROM tasks t WHERE t.id = ANY($1::uuid[])",
+                    [PostgresTextArray(existingByKey.values.map(\.postgresText))])
                 for row in records.rows {
                     let record = try Self.taskRecord(row)
                     byID[record.id] = record

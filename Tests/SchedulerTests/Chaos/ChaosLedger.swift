@@ -69,33 +69,43 @@ struct ChaosLedger {
     }
 
     static func attempts(_ lab: SchedulerLab, tasks: [UUID]) async throws -> [UUID: [Attempt]] {
-        let rows = try await lab.pool.query("""
+        let rows = try await lab.pool.query(
+            """
             SELECT id::text, task_id::text, node, status, coalesce(reason, ''), extract(epoch FROM queued_at)::float8,
                    extract(epoch FROM started_at)::float8, extract(epoch FROM finished_at)::float8
             FROM attempts WHERE task_id = ANY($1::uuid[]) ORDER BY number
-            """, [PostgresTextArray(tasks.map(\.postgresText))]).rows
+            """, [PostgresTextArray(tasks.map(\.postgresText))]
+        ).rows
         var byTask: [UUID: [Attempt]] = [:]
         for row in rows {
             guard let id = UUID(uuidString: try row.decode(at: 0, as: String.self)),
                 let task = UUID(uuidString: try row.decode(at: 1, as: String.self))
             else { continue }
-            byTask[task, default: []].append(Attempt(
-                id: id, task: task, node: try row.decode(at: 2, as: String.self), status: try row.decode(at: 3, as: String.self),
-                reason: try row.decode(at: 4, as: String.self), queuedAt: try row.decode(at: 5, as: Double.self),
-                startedAt: try row.decodeIfPresent(at: 6, as: Double.self), finishedAt: try row.decodeIfPresent(at: 7, as: Double.self)))
+            byTask[task, default: []].append(
+                Attempt(
+                    id: id, task: task, node: try row.decode(at: 2, as: String.self), status: try row.decode(at: 3, as: String.self),
+                    reason: try row.decode(at: 4, as: String.self), queuedAt: try row.decode(at: 5, as: Double.self),
+                    startedAt: try row.decodeIfPresent(at: 6, as: Double.self), finishedAt: try row.decodeIfPresent(at: 7, as: Double.self))
+            )
         }
         return byTask
     }
 
     /// The checks of DESIGN.md §7 over `accepted` (the tasks of one phase).
-    static func check(_ lab: SchedulerLab, accepted: [UUID: ChaosLoad.Accepted], marks allMarks: [Mark], apiPort: Int) async throws -> Findings {
+    static func check(_ lab: SchedulerLab, accepted: [UUID: ChaosLoad.Accepted], marks allMarks: [Mark], apiPort: Int) async throws
+        -> Findings
+    {
         var findings = Findings()
         findings.tasks = accepted.count
         let ids = Array(accepted.keys)
-        let statuses = Dictionary(try await lab.pool.query("SELECT id::text, status FROM tasks WHERE id = ANY($1::uuid[])",
-                                                           [PostgresTextArray(ids.map(\.postgresText))]).rows.map {
-            (UUID(uuidString: try $0.decode(at: 0, as: String.self)) ?? UUID(), try $0.decode(at: 1, as: String.self))
-        }) { a, _ in a }
+        let statuses = Dictionary(
+            try await lab.pool.query(
+                "SELECT id::text, status FROM tasks WHERE id = ANY($1::uuid[])",
+                [PostgresTextArray(ids.map(\.postgresText))]
+            ).rows.map {
+                (UUID(uuidString: try $0.decode(at: 0, as: String.self)) ?? UUID(), try $0.decode(at: 1, as: String.self))
+            }
+        ) { a, _ in a }
         let attempts = try await attempts(lab, tasks: ids)
         let marks = Dictionary(grouping: allMarks.filter { accepted[$0.task] != nil }, by: \.task)
 
@@ -108,7 +118,9 @@ struct ChaosLedger {
             let succeeded = tried.filter { $0.status == "succeeded" }
             if succeeded.count > 1 { findings.duplicateOutcomes.append("\(id): attempts \(succeeded.map(\.id))") }
             if status != task.shape.expected {
-                findings.disagreements.append("\(id) (\(task.shape.rawValue)) ended \(status), not \(task.shape.expected): \(tried.map { "\($0.node) \($0.status) \($0.reason)" })")
+                findings.disagreements.append(
+                    "\(id) (\(task.shape.rawValue)) ended \(status), not \(task.shape.expected): \(tried.map { "\($0.node) \($0.status) \($0.reason)" })"
+                )
             }
             let marked = marks[id] ?? []
             let byAttempt = Dictionary(grouping: marked, by: \.attempt)
@@ -119,7 +131,8 @@ struct ChaosLedger {
                     continue
                 }
                 if !lines.contains(where: { $0.node == attempt.node }) {
-                    findings.disagreements.append("\(id): attempt \(attempt.id) is on \(attempt.node) in the store, marked by \(lines.map(\.node))")
+                    findings.disagreements.append(
+                        "\(id): attempt \(attempt.id) is on \(attempt.node) in the store, marked by \(lines.map(\.node))")
                 }
             }
             // Every mark belongs to an attempt the store knows.
@@ -145,7 +158,9 @@ struct ChaosLedger {
                 if nodeLost, let takenBack = attempt.finishedAt, began > takenBack {
                     explained = false
                     let late = String(format: "%.2f", began - takenBack)
-                    reasons.append("attempt \(attempt.id) began on \(attempt.node) \(late) s AFTER the scheduler had taken it back (\(attempt.reason))")
+                    reasons.append(
+                        "attempt \(attempt.id) began on \(attempt.node) \(late) s AFTER the scheduler had taken it back (\(attempt.reason))"
+                    )
                     continue
                 }
                 if !(nodeLost || fenced) { explained = false }

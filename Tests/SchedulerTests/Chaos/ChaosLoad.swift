@@ -31,7 +31,8 @@ actor ChaosLoad {
     static let batchSize = 5
     static let interval: Duration = .milliseconds(250)
     /// One mix of 20: 8 noop, 5 sleep, 4 program, 2 retry, 1 fail.
-    static let mix: [Shape] = Array(repeating: .noop, count: 8) + Array(repeating: .sleep, count: 5)
+    static let mix: [Shape] =
+        Array(repeating: .noop, count: 8) + Array(repeating: .sleep, count: 5)
         + Array(repeating: .program, count: 4) + [.retry, .retry, .fail]
     static let classes = ["critical", "high", "normal", "low"]
 
@@ -53,17 +54,20 @@ actor ChaosLoad {
     func task(_ shape: Shape) -> [String: Any] {
         counter += 1
         let mark = #"echo "$FOG_TASK_ID $FOG_ATTEMPT_ID $FOG_NODE_ID $(date +%s.%N)" >> "$1""#
-        let rest = switch shape {
-        case .noop: ""
-        case .sleep: "; sleep 0.\(2 + counter % 8)"
-        case .long: "; sleep 10"
-        case .program: "; seq 1 20000 | sort -r | md5sum >/dev/null"
-        case .retry: #"; [ "$FOG_ATTEMPT" -ge 2 ] || exit 3"#
-        case .fail: "; exit 4"
-        }
-        return ["name": "chaos-\(shape.rawValue)", "command": ["/bin/sh", "-c", mark + rest, "mark", marks],
-                "class": Self.classes[counter % Self.classes.count], "resources": ["cpu_millicores": 100, "memory_mb": 32],
-                "max_attempts": shape == .fail ? 2 : 3, "timeout_s": 60]
+        let rest =
+            switch shape {
+            case .noop: ""
+            case .sleep: "; sleep 0.\(2 + counter % 8)"
+            case .long: "; sleep 10"
+            case .program: "; seq 1 20000 | sort -r | md5sum >/dev/null"
+            case .retry: #"; [ "$FOG_ATTEMPT" -ge 2 ] || exit 3"#
+            case .fail: "; exit 4"
+            }
+        return [
+            "name": "chaos-\(shape.rawValue)", "command": ["/bin/sh", "-c", mark + rest, "mark", marks],
+            "class": Self.classes[counter % Self.classes.count], "resources": ["cpu_millicores": 100, "memory_mb": 32],
+            "max_attempts": shape == .fail ? 2 : 3, "timeout_s": 60,
+        ]
     }
 
     /// Submits `shapes` as one batch to the first scheduler that takes it; answers the ids
@@ -75,7 +79,9 @@ actor ChaosLoad {
         for port in ports.shuffled() {
             guard let result = try? await lab.http("POST", "/v1/tasks", port: port, body: body) else { continue }
             if result.status == 201 {
-                let ids = (result.json["tasks"] as? [[String: Any]] ?? []).compactMap { ($0["id"] as? String).flatMap { UUID(uuidString: $0) } }
+                let ids = (result.json["tasks"] as? [[String: Any]] ?? []).compactMap {
+                    ($0["id"] as? String).flatMap { UUID(uuidString: $0) }
+                }
                 for (id, shape) in zip(ids, shapes) { accepted[id] = Accepted(shape: shape, phase: phase) }
                 return ids
             }

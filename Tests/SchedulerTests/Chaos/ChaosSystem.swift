@@ -100,7 +100,8 @@ final class ChaosSystem: @unchecked Sendable {
         guard let rows = rabbitmqctl(["list_queues", "-p", "fog", "name", "messages"]) as? [[String: Any]] else { return nil }
         var left: [String: Int] = [:]
         for row in rows {
-            guard let name = row["name"] as? String, name.hasPrefix("fog.node.chaos-") || name == Topology.eventsQueue || name == Topology.deadLetterQueue,
+            guard let name = row["name"] as? String,
+                name.hasPrefix("fog.node.chaos-") || name == Topology.eventsQueue || name == Topology.deadLetterQueue,
                 let messages = row["messages"] as? Int, messages > 0
             else { continue }
             left[name] = messages
@@ -130,23 +131,29 @@ final class ChaosSystem: @unchecked Sendable {
 
     /// Tasks among `ids` that are not ended yet (nil while PostgreSQL does not answer).
     func unfinished(_ ids: [UUID]) async -> Int? {
-        try? await lab.pool.query("""
+        try? await lab.pool.query(
+            """
             SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'queued', 'running')
-            """, [PostgresTextArray(ids.map(\.postgresText))]).scalar(Int.self)
+            """, [PostgresTextArray(ids.map(\.postgresText))]
+        ).scalar(Int.self)
     }
 
     func succeeded(_ ids: [UUID]) async -> Int {
-        (try? await lab.pool.query("SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'succeeded'",
-                                   [PostgresTextArray(ids.map(\.postgresText))]).scalar(Int.self)) ?? 0
+        (try? await lab.pool.query(
+            "SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'succeeded'",
+            [PostgresTextArray(ids.map(\.postgresText))]
+        ).scalar(Int.self)) ?? 0
     }
 
     /// The attempts running on `node` now, as the store sees them.
     func runningAttempts(on node: String) async throws -> [(attempt: UUID, task: UUID)] {
-        try await lab.pool.query("SELECT id::text, task_id::text FROM attempts WHERE node = $1 AND status = 'running'", [node]).rows.compactMap {
-            guard let attempt = UUID(uuidString: try $0.decode(at: 0, as: String.self)), let task = UUID(uuidString: try $0.decode(at: 1, as: String.self))
-            else { return nil }
-            return (attempt, task)
-        }
+        try await lab.pool.query("SELECT id::text, task_id::text FROM attempts WHERE node = $1 AND status = 'running'", [node]).rows
+            .compactMap {
+                guard let attempt = UUID(uuidString: try $0.decode(at: 0, as: String.self)),
+                    let task = UUID(uuidString: try $0.decode(at: 1, as: String.self))
+                else { return nil }
+                return (attempt, task)
+            }
     }
 
     // MARK: The partition
@@ -170,9 +177,11 @@ final class ChaosSystem: @unchecked Sendable {
         var id = Self.nodes[0]
         let waited = ContinuousClock.now
         while ContinuousClock.now - waited < .seconds(20) {
-            let nodes = try await lab.pool.query("""
+            let nodes = try await lab.pool.query(
+                """
                 SELECT node, count(*) FROM attempts WHERE task_id = ANY($1::uuid[]) AND status = 'running' GROUP BY node ORDER BY 2 DESC
-                """, [PostgresTextArray(long.map(\.postgresText))]).rows
+                """, [PostgresTextArray(long.map(\.postgresText))]
+            ).rows
             if let first = nodes.first, try first.decode(at: 1, as: Int.self) >= 2 {
                 id = try first.decode(at: 0, as: String.self)
                 break
@@ -180,7 +189,9 @@ final class ChaosSystem: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(200))
         }
         let running = try await runningAttempts(on: id)
-        guard let cut = cuts[id], let pid = nodeProcesses[id]?.pid, cut.processes.count > 1 else { throw LabError("nothing runs on \(id) to cut off") }
+        guard let cut = cuts[id], let pid = nodeProcesses[id]?.pid, cut.processes.count > 1 else {
+            throw LabError("nothing runs on \(id) to cut off")
+        }
         let cutAt = Date()
         let clock = ContinuousClock.now
         try cut.cut(ports: NetworkCut.ports(of: [TestServices.nodeRedisURL, TestServices.nodeBrokerURL]))
@@ -200,25 +211,37 @@ final class ChaosSystem: @unchecked Sendable {
     /// happen: no packet dropped, or none of its attempts placed again).
     func partitionOrder() async throws -> (note: String, problems: [String]) {
         guard let partition else { return ("", []) }
-        guard let fenced = partition.fencedAt else { return ("", ["\(partition.node)'s attempts still ran when the cut was healed: it never fenced"]) }
+        guard let fenced = partition.fencedAt else {
+            return ("", ["\(partition.node)'s attempts still ran when the cut was healed: it never fenced"])
+        }
         let attempts = try await ChaosLedger.attempts(lab, tasks: partition.running.map(\.task))
         var placedAgain: [Double] = []
         var problems: [String] = []
         for (attempt, task) in partition.running {
-            guard let list = attempts[task], let index = list.firstIndex(where: { $0.id == attempt }), index + 1 < list.count else { continue }
+            guard let list = attempts[task], let index = list.firstIndex(where: { $0.id == attempt }), index + 1 < list.count else {
+                continue
+            }
             let next = list[index + 1]
             placedAgain.append(next.queuedAt)
             if next.queuedAt <= fenced.timeIntervalSince1970 {
-                problems.append("task \(task) was placed again on \(next.node) \(String(format: "%.2f", fenced.timeIntervalSince1970 - next.queuedAt)) s before \(partition.node) fenced")
+                problems.append(
+                    "task \(task) was placed again on \(next.node) \(String(format: "%.2f", fenced.timeIntervalSince1970 - next.queuedAt)) s before \(partition.node) fenced"
+                )
             }
         }
         if partition.dropped == 0 { problems.append("the cut dropped no packet: \(partition.node) was never cut off") }
         guard let first = placedAgain.min() else {
-            return ("", problems + ["none of \(partition.node)'s \(partition.running.count) attempts was placed again: the scheduler never saw it lost"])
+            return (
+                "",
+                problems + [
+                    "none of \(partition.node)'s \(partition.running.count) attempts was placed again: the scheduler never saw it lost"
+                ]
+            )
         }
         let cut = partition.cutAt.timeIntervalSince1970
-        let note = String(format: "Order: its attempts' processes were gone %.1f s after the cut; the first of %d placed again %.1f s after it.",
-                          fenced.timeIntervalSince1970 - cut, placedAgain.count, first - cut)
+        let note = String(
+            format: "Order: its attempts' processes were gone %.1f s after the cut; the first of %d placed again %.1f s after it.",
+            fenced.timeIntervalSince1970 - cut, placedAgain.count, first - cut)
         return (note, problems)
     }
 }

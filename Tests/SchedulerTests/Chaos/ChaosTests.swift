@@ -1,7 +1,7 @@
 import FogCore
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The chaos run is on only in `make test-chaos`.
 let chaosEnabled = ProcessInfo.processInfo.environment["FOG_CHAOS"] == "1"
@@ -11,8 +11,9 @@ let chaosEnabled = ProcessInfo.processInfo.environment["FOG_CHAOS"] == "1"
 /// task has ended, the database, the API and the marks the tasks wrote themselves must agree:
 /// nothing lost, no task with two successes, nothing left in a queue, and no task run twice
 /// unless its node was declared lost while it ran. The table goes to docs/CHAOS.md.
-@Suite("Chaos under load (make test-chaos)", .serialized, TestServices.required,
-       .enabled(if: chaosEnabled, "the chaos run is `make test-chaos` (FOG_CHAOS=1, about 6 minutes)"))
+@Suite(
+    "Chaos under load (make test-chaos)", .serialized, TestServices.required,
+    .enabled(if: chaosEnabled, "the chaos run is `make test-chaos` (FOG_CHAOS=1, about 6 minutes)"))
 struct ChaosTests {
     /// Accepted tasks per phase, at least (9 phases: 5,400 or more in all).
     static let perPhase = 600
@@ -31,9 +32,14 @@ struct ChaosTests {
         let note: String
     }
 
-    @Test("nine faults in turn under a mixed load of 5,400+ tasks: none lost, no task with two successes, no queue left with a message, every double execution explained")
+    @Test(
+        "nine faults in turn under a mixed load of 5,400+ tasks: none lost, no task with two successes, no queue left with a message, every double execution explained"
+    )
     func chaos() async throws {
-        let cuts = Dictionary(uniqueKeysWithValues: try ChaosSystem.nodes.map { ($0, try NetworkCut(name: "fog_\($0.replacingOccurrences(of: "-", with: "_"))")) })
+        let cuts = Dictionary(
+            uniqueKeysWithValues: try ChaosSystem.nodes.map {
+                ($0, try NetworkCut(name: "fog_\($0.replacingOccurrences(of: "-", with: "_"))"))
+            })
         defer { for cut in cuts.values { cut.remove() } }
         try await withLab { lab in
             let system = try await ChaosSystem(lab: lab, cuts: cuts)
@@ -47,7 +53,8 @@ struct ChaosTests {
             let elapsed = ContinuousClock.now - started
             let report = Self.report(rows, elapsed: elapsed, refused: await system.load.refused)
             print(report)
-            let path = ProcessInfo.processInfo.environment["FOG_CHAOS_REPORT"]
+            let path =
+                ProcessInfo.processInfo.environment["FOG_CHAOS_REPORT"]
                 ?? TestServices.repositoryRoot.appendingPathComponent("docs/CHAOS.md").path
             try report.write(toFile: path, atomically: true, encoding: .utf8)
             for row in rows {
@@ -110,8 +117,9 @@ struct ChaosTests {
             if left?.isEmpty == true { break }
             try await Task.sleep(for: .seconds(1))
         }
-        var findings = try await ChaosLedger.check(lab, accepted: accepted, marks: ChaosLedger.readMarks(system.marks),
-                                                   apiPort: ChaosSystem.schedulers["chaos-s1"] ?? 0)
+        var findings = try await ChaosLedger.check(
+            lab, accepted: accepted, marks: ChaosLedger.readMarks(system.marks),
+            apiPort: ChaosSystem.schedulers["chaos-s1"] ?? 0)
         if system.partition?.phase == index {
             let order = try await system.partitionOrder()
             note += " " + order.note
@@ -190,7 +198,8 @@ struct ChaosTests {
             let rejoined = ContinuousClock.now - restarted
             let whole = system.runningBrokerNodes() == 3
             try TestServices.start("redis")
-            return whole ? "rmq3 was in the cluster again \(seconds(rejoined)) after it was started, with Redis down."
+            return whole
+                ? "rmq3 was in the cluster again \(seconds(rejoined)) after it was started, with Redis down."
                 : "rmq3 was NOT in the cluster \(seconds(rejoined)) after it was started."
         },
     ]
@@ -205,9 +214,12 @@ struct ChaosTests {
     // MARK: The report
 
     static func report(_ rows: [Row], elapsed: Duration, refused: [Int: Int]) -> String {
-        let commit = (try? TestServices.run(["git", "-C", TestServices.repositoryRoot.path, "rev-parse", "--short", "HEAD"]))?
+        let commit =
+            (try? TestServices.run(["git", "-C", TestServices.repositoryRoot.path, "rev-parse", "--short", "HEAD"]))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
-        let dirty = ((try? TestServices.run(["git", "-C", TestServices.repositoryRoot.path, "status", "--porcelain", "--untracked-files=no"])) ?? "").isEmpty ? "" : " (with uncommitted changes)"
+        let dirty =
+            ((try? TestServices.run(["git", "-C", TestServices.repositoryRoot.path, "status", "--porcelain", "--untracked-files=no"])) ?? "")
+                .isEmpty ? "" : " (with uncommitted changes)"
         let formatter = ISO8601DateFormatter()
         var text = """
             # Chaos under load
@@ -231,11 +243,13 @@ struct ChaosTests {
             let f = row.findings
             let why = Dictionary(grouping: f.doubles, by: \.kind)
                 .map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
-            text += "| \(row.fault) | \(row.recovery.map(seconds) ?? "not within 180 s") | \(f.tasks) | \(f.lost.count) | \(f.duplicateOutcomes.count) | "
+            text +=
+                "| \(row.fault) | \(row.recovery.map(seconds) ?? "not within 180 s") | \(f.tasks) | \(f.lost.count) | \(f.duplicateOutcomes.count) | "
                 + "\(f.doubles.count)\(why.isEmpty ? "" : " (\(why))") | \(row.left.values.reduce(0, +)) |\n"
         }
         let total = rows.reduce(0) { $0 + $1.findings.tasks }
-        text += "\n\(total) tasks in all; batches refused (PostgreSQL down, or no scheduler answering): \(refused.values.reduce(0, +)).\n\n## What each fault did\n\n"
+        text +=
+            "\n\(total) tasks in all; batches refused (PostgreSQL down, or no scheduler answering): \(refused.values.reduce(0, +)).\n\n## What each fault did\n\n"
         for row in rows {
             text += "- **\(row.fault)**: \(row.note.isEmpty ? "" : row.note + " ")\(row.findings.disagreements.count) disagreements.\n"
             for double in row.findings.doubles.prefix(5) {

@@ -4,8 +4,8 @@ import FogCore
 import Foundation
 import PostgresClient
 import RedisClient
-import Testing
 import TestSupport
+import Testing
 
 /// State lost or poisoned in Redis and messages gone from the broker (THREATS.md: "state lost
 /// in Redis is never fatal", "every attempt has a backstop"): the fencing epoch, purged and
@@ -18,14 +18,17 @@ struct SecurityFencingTests {
 
     func allSucceed(_ ids: [UUID], _ lab: SchedulerLab, within timeout: Duration, _ what: String) async throws {
         try await lab.waitUntil(timeout: timeout, what) {
-            try await lab.scalar("SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'succeeded'",
-                                 [PostgresTextArray(ids.map(\.postgresText))]) == ids.count
+            try await lab.scalar(
+                "SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'succeeded'",
+                [PostgresTextArray(ids.map(\.postgresText))]) == ids.count
         }
     }
 
     func leader(_ lab: SchedulerLab) async throws -> String? { try await lab.redis.get(FogKeys.schedulerLeader) }
 
-    @Test("attack: fog:scheduler:epoch deleted, Redis restarted empty, then the leader killed; then an epoch of 2^63-1 and another leader change")
+    @Test(
+        "attack: fog:scheduler:epoch deleted, Redis restarted empty, then the leader killed; then an epoch of 2^63-1 and another leader change"
+    )
     func epochLostThenPoisoned() async throws {
         try await withLab { lab in
             let s1 = try lab.startScheduler("s1", port: Self.port)
@@ -45,8 +48,9 @@ struct SecurityFencingTests {
             try await lab.waitUntil(timeout: .seconds(30), "a leader after Redis came back") { try await leader(lab) != nil }
             let survivor = try await leader(lab) == "s1" ? (s2, Self.port + 1) : (s1, Self.port)
             lab.signal(try await leader(lab) == "s1" ? s1 : s2, SIGKILL)
-            try await allSucceed(try await lab.submit(noop(5), port: survivor.1), lab, within: .seconds(30),
-                                 "tasks after the epoch was lost and the leader killed")
+            try await allSucceed(
+                try await lab.submit(noop(5), port: survivor.1), lab, within: .seconds(30),
+                "tasks after the epoch was lost and the leader killed")
             let fenceAfterLoss = try await lab.scalar("SELECT epoch FROM scheduler_fence")
             #expect(fenceAfterLoss > fenceBefore, "the fence only goes up: \(fenceBefore) then \(fenceAfterLoss)")
 
@@ -56,11 +60,13 @@ struct SecurityFencingTests {
             try await lab.waitForAPI(port: Self.port + 2)
             lab.signal(survivor.0, SIGKILL)
             try await lab.waitUntil(timeout: .seconds(30), "s3 to lead") { try await leader(lab) == "s3" }
-            try await allSucceed(try await lab.submit(noop(5), port: Self.port + 2), lab, within: .seconds(30),
-                                 "tasks after a poisoned epoch and a leader change")
+            try await allSucceed(
+                try await lab.submit(noop(5), port: Self.port + 2), lab, within: .seconds(30),
+                "tasks after a poisoned epoch and a leader change")
             #expect(try await lab.scalar("SELECT epoch FROM scheduler_fence") > fenceAfterLoss)
-            #expect(try await lab.redis.get(FogKeys.schedulerEpoch) == String(try await lab.scalar("SELECT epoch FROM scheduler_fence")),
-                    "Redis mirrors the fence again")
+            #expect(
+                try await lab.redis.get(FogKeys.schedulerEpoch) == String(try await lab.scalar("SELECT epoch FROM scheduler_fence")),
+                "Redis mirrors the fence again")
             try await lab.expectServing(port: Self.port + 2, [s3, node])
         }
     }
@@ -87,13 +93,15 @@ struct SecurityFencingTests {
             let scheduler = try lab.startScheduler("s1", port: Self.port, extra: ["FOG_QUEUED_TIMEOUT": "5s"])
             try await lab.waitForAPI(port: Self.port)
             // A node that heartbeats but never consumes (the test writes its keys): its queues fill.
-            let ghost = FogNodeInfo(id: "ghost", capacity: Resources(cpuMillicores: 8000, memoryMB: 8192), zone: "zone-a",
-                                    startedAt: Date().timeIntervalSince1970)
+            let ghost = FogNodeInfo(
+                id: "ghost", capacity: Resources(cpuMillicores: 8000, memoryMB: 8192), zone: "zone-a",
+                startedAt: Date().timeIntervalSince1970)
             func heartbeat(draining: Bool) async throws {
                 try await lab.redis.hashSet(FogKeys.node("ghost"), ghost.hashFields)
                 _ = try await lab.redis.setAdd(FogKeys.nodes, "ghost")
                 let load = NodeLoad(used: .zero, running: 0, at: Date().timeIntervalSince1970, draining: draining)
-                try await lab.redis.set(FogKeys.heartbeat("ghost"), to: String(decoding: WireFormat.encode(load), as: UTF8.self), expiry: .seconds(30))
+                try await lab.redis.set(
+                    FogKeys.heartbeat("ghost"), to: String(decoding: WireFormat.encode(load), as: UTF8.self), expiry: .seconds(30))
             }
             try await heartbeat(draining: false)
             let ids = try await lab.submit(noop(6), port: Self.port)
@@ -101,7 +109,9 @@ struct SecurityFencingTests {
                 try await lab.scalar("SELECT count(*) FROM attempts WHERE node = 'ghost' AND published_at IS NOT NULL") == 6
             }
             var purged = 0
-            for priority in PriorityClass.allCases { purged += try await lab.broker.purgeQueue(Topology.nodeQueue(NodeID(rawValue: "ghost")!, priority)) }
+            for priority in PriorityClass.allCases {
+                purged += try await lab.broker.purgeQueue(Topology.nodeQueue(NodeID(rawValue: "ghost")!, priority))
+            }
             // The six went as one batch or as several messages, however the rounds fell.
             #expect((1...6).contains(purged), "purged \(purged) messages holding the 6 attempts")
             // The ghost stays alive (so its attempts are not taken back as a lost node's) but takes no more work.
@@ -121,8 +131,10 @@ struct SecurityFencingTests {
     /// (its finished event arrives on fog.events, which nobody else reads here).
     func expectNodeServing(_ node: SchedulerLab.Process, _ id: NodeID, _ lab: SchedulerLab) async throws {
         #expect(lab.isRunning(node), "\(lab.log(node))")
-        let later = TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: id.rawValue, spec: TaskSpec(name: "later", kind: .noop))
-        _ = try await lab.broker.publish(WireFormat.encode(later), exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(id, .critical))
+        let later = TaskMessage(
+            taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: id.rawValue, spec: TaskSpec(name: "later", kind: .noop))
+        _ = try await lab.broker.publish(
+            WireFormat.encode(later), exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(id, .critical))
         var succeeded = false
         try await lab.waitUntil(timeout: .seconds(40), "a later attempt to succeed on the node") {  // after what runs there
             while let delivery = try await lab.broker.get(queue: Topology.eventsQueue) {
@@ -142,10 +154,13 @@ struct SecurityFencingTests {
             let id = try #require(NodeID(rawValue: "addr-n1"))
             try await TopologyDeclarations.declareNodeQueues(id, on: lab.broker)
             _ = try await lab.broker.purgeQueue(Topology.deadLetterQueue)
-            let message = TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: "someone-else",
-                                      spec: TaskSpec(name: "elsewhere", kind: .noop))
-            #expect(try await lab.broker.publish(WireFormat.encode(message), exchange: Topology.tasksExchange,
-                                                 routingKey: Topology.nodeRoutingKey(id, .normal)) == .ack)
+            let message = TaskMessage(
+                taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: "someone-else",
+                spec: TaskSpec(name: "elsewhere", kind: .noop))
+            #expect(
+                try await lab.broker.publish(
+                    WireFormat.encode(message), exchange: Topology.tasksExchange,
+                    routingKey: Topology.nodeRoutingKey(id, .normal)) == .ack)
             var dead: AMQPDelivery?
             try await lab.waitUntil(timeout: .seconds(20), "the message in fog.dead") {
                 dead = try await lab.broker.get(queue: Topology.deadLetterQueue)
@@ -170,19 +185,24 @@ struct SecurityFencingTests {
             let running = TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: "buf-n1", spec: sleep)
             let waiting = TaskMessage(taskID: UUID(), attemptID: UUID(), attempt: 1, epoch: 1, node: "buf-n1", spec: sleep)
             for message in [running, waiting] {
-                _ = try await lab.broker.publish(WireFormat.encode(message), exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(id, .normal))
+                _ = try await lab.broker.publish(
+                    WireFormat.encode(message), exchange: Topology.tasksExchange, routingKey: Topology.nodeRoutingKey(id, .normal))
             }
             func unacked() throws -> Int {
-                let listing = try TestServices.rabbitmq("rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged"])
+                let listing = try TestServices.rabbitmq(
+                    "rmq1", ["rabbitmqctl", "-q", "list_queues", "-p", "fog", "name", "messages_unacknowledged"])
                 let row = listing.split(separator: "\n").first { $0.hasPrefix("fog.node.buf-n1.normal") }
                 return row.flatMap { Int($0.split(whereSeparator: \.isWhitespace).last ?? "") } ?? -1
             }
             try await lab.waitUntil(timeout: .seconds(20), "the second attempt to wait in the buffer, unacked") { try unacked() == 1 }
             let cancel = ControlMessage(kind: .cancel, node: "buf-n1", taskID: waiting.taskID, attemptID: waiting.attemptID)
-            _ = try await lab.broker.publish(WireFormat.encode(cancel), exchange: Topology.clusterExchange, routingKey: "", mandatory: false)
+            _ = try await lab.broker.publish(
+                WireFormat.encode(cancel), exchange: Topology.clusterExchange, routingKey: "", mandatory: false)
             // The broker's counters lag up to its statistics interval (5 s); the first attempt
             // still runs long after that, so a 0 here can only be the cancelled one settled.
-            try await lab.waitUntil(timeout: .seconds(14), "the cancelled delivery to be settled while the first still runs") { try unacked() == 0 }
+            try await lab.waitUntil(timeout: .seconds(14), "the cancelled delivery to be settled while the first still runs") {
+                try unacked() == 0
+            }
             #expect(lab.log(node).contains("dropping attempt \(waiting.attemptID): cancelled"))
             #expect(try await lab.broker.queueInfo(Topology.nodeQueue(id, .normal)).messageCount == 0, "nothing went back to the queue")
             try await expectNodeServing(node, id, lab)

@@ -16,7 +16,8 @@ struct SecurityPoisonTests {
     static let port = 18_611
 
     func system(_ lab: SchedulerLab, node: String = "psn-n1") async throws -> [SchedulerLab.Process] {
-        let (scheduler, nodes) = try await lab.startSystem(port: Self.port, nodes: [(node, 2000, 2048)], nodeExtra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"])
+        let (scheduler, nodes) = try await lab.startSystem(
+            port: Self.port, nodes: [(node, 2000, 2048)], nodeExtra: ["FOG_ALLOWED_COMMANDS": "/bin/sh"])
         return [scheduler] + nodes
     }
 
@@ -47,7 +48,8 @@ struct SecurityPoisonTests {
             // of an operator's would make: any report with output for 'refused-once', and any
             // report at all for 'refused-always'.
             try await lab.pool.withConnection { connection in
-                try await connection.query("""
+                try await connection.query(
+                    """
                     CREATE FUNCTION fog_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
                     DECLARE task_name text;
                     BEGIN
@@ -59,15 +61,19 @@ struct SecurityPoisonTests {
                         RETURN NEW;
                     END $$
                     """)
-                try await connection.query("CREATE TRIGGER fog_test_refuse BEFORE UPDATE ON attempts FOR EACH ROW EXECUTE FUNCTION fog_test_refuse()")
+                try await connection.query(
+                    "CREATE TRIGGER fog_test_refuse BEFORE UPDATE ON attempts FOR EACH ROW EXECUTE FUNCTION fog_test_refuse()")
             }
             _ = try await lab.broker.purgeQueue(Topology.deadLetterQueue)
-            let ids = try await lab.submit([shell("echo one", name: "refused-once"), shell("echo two", name: "refused-always")]
-                                           + (0..<30).map { _ in shell("echo fine", name: "fine") }, port: Self.port)
+            let ids = try await lab.submit(
+                [shell("echo one", name: "refused-once"), shell("echo two", name: "refused-always")]
+                    + (0..<30).map { _ in shell("echo fine", name: "fine") }, port: Self.port)
             let once = lab.lastAttempt(try await lab.ended(ids[0], port: Self.port))
             #expect(once["status"] as? String == "succeeded", "\(once)")
             #expect((once["reason"] as? String)?.contains("could not store this report") == true, "\(once)")
-            for id in ids.dropFirst(2) { #expect(lab.lastAttempt(try await lab.ended(id, port: Self.port))["stdout_tail"] as? String == "fine\n") }
+            for id in ids.dropFirst(2) {
+                #expect(lab.lastAttempt(try await lab.ended(id, port: Self.port))["stdout_tail"] as? String == "fine\n")
+            }
             var dead: [String] = []
             try await lab.waitUntil(timeout: .seconds(30), "the refused event in fog.dead") {
                 while let delivery = try await lab.broker.get(queue: Topology.deadLetterQueue) {
@@ -84,19 +90,27 @@ struct SecurityPoisonTests {
         }
     }
 
-    @Test("attack: registrations with 1e300, NaN, -1, garbage and absurd speeds and latencies, ids with a space, garbage heartbeats: ignored with one log line each, never placed on")
+    @Test(
+        "attack: registrations with 1e300, NaN, -1, garbage and absurd speeds and latencies, ids with a space, garbage heartbeats: ignored with one log line each, never placed on"
+    )
     func garbageInRedis() async throws {
         try await withLab { lab in
             let processes = try await system(lab)
-            let good = try FogNodeInfo(id: "x", hashFields: FogNodeInfo(id: "x", capacity: Resources(cpuMillicores: 64_000, memoryMB: 65_536),
-                                                                        zone: "zone-a", startedAt: 1).hashFields).hashFields
+            let good = try FogNodeInfo(
+                id: "x",
+                hashFields: FogNodeInfo(
+                    id: "x", capacity: Resources(cpuMillicores: 64_000, memoryMB: 65_536),
+                    zone: "zone-a", startedAt: 1
+                ).hashFields
+            ).hashFields
             // Written with an edge host's credentials: the fog nodes' shared user may write
             // any fog:node:* key and add to fog:nodes, and nothing else.
             let edge = RedisConnection(configuration: try RedisConfiguration(url: TestServices.nodeRedisURL))
             defer { edge.close() }
             let poisoned: [(id: String, field: String, value: String)] = [
                 ("bad-huge", "cpu_millicores", "1e300"), ("bad-nan", "memory_mb", "nan"), ("bad-negative", "storage_mb", "-1"),
-                ("bad-garbage", "cpu_millicores", "lots"), ("bad-speed", "speed", "1e-300"), ("bad-latency", "latency_ms", #"{"zone-a": 1e308}"#),
+                ("bad-garbage", "cpu_millicores", "lots"), ("bad-speed", "speed", "1e-300"),
+                ("bad-latency", "latency_ms", #"{"zone-a": 1e308}"#),
                 ("bad-battery", "battery_pct", "inf"), ("bad id", "zone", "zone-a"),
             ]
             for (id, field, value) in poisoned {
@@ -104,16 +118,25 @@ struct SecurityPoisonTests {
                 fields[field] = value
                 try await edge.hashSet(FogKeys.node(id), fields)
                 _ = try await edge.setAdd(FogKeys.nodes, id)
-                try await edge.set(FogKeys.heartbeat(id), to: #"{"v":1,"used":{"cpu_millicores":0,"memory_mb":0,"storage_mb":0},"running":0,"queued":0,"at":1800000000,"draining":false}"#, expiry: .seconds(60))
+                try await edge.set(
+                    FogKeys.heartbeat(id),
+                    to:
+                        #"{"v":1,"used":{"cpu_millicores":0,"memory_mb":0,"storage_mb":0},"running":0,"queued":0,"at":1800000000,"draining":false}"#,
+                    expiry: .seconds(60))
             }
             try await edge.hashSet(FogKeys.node("bad-heartbeat"), good)
             _ = try await edge.setAdd(FogKeys.nodes, "bad-heartbeat")
-            try await edge.set(FogKeys.heartbeat("bad-heartbeat"), to: #"{"v":1,"used":{"cpu_millicores":-5,"memory_mb":0,"storage_mb":0},"running":-1,"queued":-9223372036854775808,"at":-1e308,"draining":false}"#, expiry: .seconds(60))
+            try await edge.set(
+                FogKeys.heartbeat("bad-heartbeat"),
+                to:
+                    #"{"v":1,"used":{"cpu_millicores":-5,"memory_mb":0,"storage_mb":0},"running":-1,"queued":-9223372036854775808,"at":-1e308,"draining":false}"#,
+                expiry: .seconds(60))
             // Tasks that placement and the deadline check would compute on every node for.
             let deadline = RFC3339.format(Date().timeIntervalSince1970 + 3_600)
-            let ids = try await lab.submit((0..<10).map { _ in
-                ["kind": "noop", "deadline": deadline, "expected_s": 1, "constraints": ["origin": "zone-a"]] as [String: Any]
-            }, port: Self.port)
+            let ids = try await lab.submit(
+                (0..<10).map { _ in
+                    ["kind": "noop", "deadline": deadline, "expected_s": 1, "constraints": ["origin": "zone-a"]] as [String: Any]
+                }, port: Self.port)
             for id in ids {
                 let task = try await lab.ended(id, port: Self.port)
                 #expect(task["status"] as? String == "succeeded" && task["node"] as? String == "psn-n1", "\(task)")
@@ -151,8 +174,10 @@ struct SecurityPoisonTests {
                 let result = try await lab.http("POST", "/v1/tasks", port: Self.port, body: Data(body.utf8))
                 #expect((400...499).contains(result.status), "\(body): \(result.status) \(String(decoding: result.body, as: UTF8.self))")
             }
-            for query in ["limit=99999999999999999999", "limit=-1", "cursor=%00%00", "cursor=\(String(repeating: "A", count: 200))",
-                          "status=%00", "class=1e300"] {
+            for query in [
+                "limit=99999999999999999999", "limit=-1", "cursor=%00%00", "cursor=\(String(repeating: "A", count: 200))",
+                "status=%00", "class=1e300",
+            ] {
                 let result = try await lab.http("GET", "/v1/tasks?\(query)", port: Self.port)
                 #expect((400...499).contains(result.status), "\(query): \(result.status)")
             }
@@ -163,7 +188,9 @@ struct SecurityPoisonTests {
 
     @Test("attack: FOG_* settings and CLI flags of 1e300, 2^63 and -1 end with a message naming them, never a trap")
     func hostileSettingsAndFlags() throws {
-        let node = SchedulerLab.binary("fog-node"), scheduler = SchedulerLab.binary("scheduler"), clusterctl = SchedulerLab.binary("clusterctl")
+        let node = SchedulerLab.binary("fog-node")
+        let scheduler = SchedulerLab.binary("scheduler")
+        let clusterctl = SchedulerLab.binary("clusterctl")
         let services = ["FOG_BROKER_URL": TestServices.nodeBrokerURL, "FOG_REDIS_URL": TestServices.nodeRedisURL, "FOG_NODE_ID": "psn-cli"]
         let cases: [(argv: [String], environment: [String: String], names: String)] = [
             ([node, "run"], services.merging(["FOG_HEARTBEAT_INTERVAL": "1e300s"]) { $1 }, "FOG_HEARTBEAT_INTERVAL"),
@@ -172,14 +199,24 @@ struct SecurityPoisonTests {
             ([node, "run"], services.merging(["FOG_NODE_BATTERY_PCT": "nan"]) { $1 }, "FOG_NODE_BATTERY_PCT"),
             ([node, "run"], services.merging(["FOG_TASK_UIDS": "0-10"]) { $1 }, "FOG_TASK_UIDS"),
             ([node, "run"], services.merging(["FOG_TASK_USER": "root"]) { $1 }, "FOG_TASK_USER"),
-            ([scheduler, "serve"], ["FOG_BROKER_URL": "amqp://u:p@127.0.0.1:1/fog", "FOG_REDIS_URL": "redis://127.0.0.1:1",
-                                    "FOG_DATABASE_URL": "postgres://u:p@127.0.0.1:1/fog", "FOG_API_TOKENS": "0123456789abcdef0123",
-                                    "FOG_LEADER_LEASE": "1e300"], "FOG_LEADER_LEASE"),
+            (
+                [scheduler, "serve"],
+                [
+                    "FOG_BROKER_URL": "amqp://u:p@127.0.0.1:1/fog", "FOG_REDIS_URL": "redis://127.0.0.1:1",
+                    "FOG_DATABASE_URL": "postgres://u:p@127.0.0.1:1/fog", "FOG_API_TOKENS": "0123456789abcdef0123",
+                    "FOG_LEADER_LEASE": "1e300",
+                ], "FOG_LEADER_LEASE"
+            ),
             ([node, "builtin", "alloc", "--mb", "9223372036854775807"], [:], "--mb"),
             ([node, "builtin", "sleep", "--seconds", "nan"], [:], "--seconds"),
             ([node, "exec-shim", "--cpu-seconds", "9223372036854775807", "--", "/bin/true"], [:], "--cpu-seconds"),
             ([node, "exec-shim", "--max-processes", "-5", "--uid", "65534", "--gid", "65534", "--", "/bin/true"], [:], "--max-processes"),
-            ([clusterctl, "status", "--node", "rmq1@localhost", "--redis-url", "redis://127.0.0.1:1", "--heartbeat-ttl", "9223372036854775807"], [:], "--heartbeat-ttl"),
+            (
+                [
+                    clusterctl, "status", "--node", "rmq1@localhost", "--redis-url", "redis://127.0.0.1:1", "--heartbeat-ttl",
+                    "9223372036854775807",
+                ], [:], "--heartbeat-ttl"
+            ),
             ([scheduler, "submit", "--count", "-1", "--kind", "noop"], ["FOG_API_TOKEN": "x"], "--count"),
             ([scheduler, "wait", "--timeout", "nan"], ["FOG_API_TOKEN": "x"], "--timeout"),
         ]

@@ -8,15 +8,17 @@ import Testing
 /// Attacks on the task sandbox (THREATS.md: "nothing the task controls reaches a privileged
 /// process"), by a submitter with an ordinary read-write token, against a real scheduler and a
 /// fog node running as root. After each, the same processes still run and later tasks succeed.
-@Suite("Security: the task sandbox (real processes, as root)", .serialized, TestServices.required,
-       .enabled(if: geteuid() == 0, "the fog node must run as root to switch to the task users"))
+@Suite(
+    "Security: the task sandbox (real processes, as root)", .serialized, TestServices.required,
+    .enabled(if: geteuid() == 0, "the fog node must run as root to switch to the task users"))
 struct SecuritySandboxTests {
     static let port = 18_601
     static let allowed = "/bin/sh,/bin/echo,/bin/cat,/bin/true"
 
     func system(_ lab: SchedulerLab, node: String, extra: [String: String] = [:]) async throws -> [SchedulerLab.Process] {
-        let (scheduler, nodes) = try await lab.startSystem(port: Self.port, nodes: [(node, 4000, 4096)],
-                                                            nodeExtra: ["FOG_ALLOWED_COMMANDS": Self.allowed].merging(extra) { $1 })
+        let (scheduler, nodes) = try await lab.startSystem(
+            port: Self.port, nodes: [(node, 4000, 4096)],
+            nodeExtra: ["FOG_ALLOWED_COMMANDS": Self.allowed].merging(extra) { $1 })
         return [scheduler] + nodes
     }
 
@@ -28,20 +30,23 @@ struct SecuritySandboxTests {
 
     /// A shared object whose constructor writes the uid it runs as into `marker`.
     func preloadLibrary(writing marker: String, in directory: String) throws -> [UInt8] {
-        let source = "\(directory)/owned.c", library = "\(directory)/owned.so"
+        let source = "\(directory)/owned.c"
+        let library = "\(directory)/owned.so"
         try """
-            #include <stdio.h>
-            #include <unistd.h>
-            __attribute__((constructor)) static void owned(void) {
-                FILE *f = fopen("\(marker)", "w");
-                if (f) { fprintf(f, "uid %d\\n", (int)geteuid()); fclose(f); }
-            }
-            """.write(toFile: source, atomically: true, encoding: .utf8)
+        #include <stdio.h>
+        #include <unistd.h>
+        __attribute__((constructor)) static void owned(void) {
+            FILE *f = fopen("\(marker)", "w");
+            if (f) { fprintf(f, "uid %d\\n", (int)geteuid()); fclose(f); }
+        }
+        """.write(toFile: source, atomically: true, encoding: .utf8)
         try TestServices.run(["/usr/bin/cc", "-shared", "-fPIC", "-o", library, source])
         return Array(try Data(contentsOf: URL(fileURLWithPath: library)))
     }
 
-    @Test("attack: dynamic-loader variables (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH, GCONV_PATH, ...) with a shared object as stdin never load it as root")
+    @Test(
+        "attack: dynamic-loader variables (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH, GCONV_PATH, ...) with a shared object as stdin never load it as root"
+    )
     func loaderVariables() async throws {
         try await withLab { lab in
             let processes = try await system(lab, node: "sbx-ld")
@@ -50,25 +55,30 @@ struct SecuritySandboxTests {
             let library = try preloadLibrary(writing: marker, in: lab.directory)
             // Through the API: refused at submit, naming the variable.
             for variable in ["LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "GCONV_PATH", "GLIBC_TUNABLES", "MALLOC_TRACE"] {
-                let body: [String: Any] = ["kind": "sleep", "args": ["seconds": 0.1], "env": [variable: "/proc/self/fd/0"],
-                                           "stdin": Data(library).base64EncodedString()]
-                let result = try await lab.http("POST", "/v1/tasks", port: Self.port, body: try JSONSerialization.data(withJSONObject: body))
+                let body: [String: Any] = [
+                    "kind": "sleep", "args": ["seconds": 0.1], "env": [variable: "/proc/self/fd/0"],
+                    "stdin": Data(library).base64EncodedString(),
+                ]
+                let result = try await lab.http(
+                    "POST", "/v1/tasks", port: Self.port, body: try JSONSerialization.data(withJSONObject: body))
                 #expect(result.status == 422, "\(variable): \(String(decoding: result.body, as: UTF8.self))")
                 #expect(((result.json["error"] as? [String: Any])?["fields"] as? [String: String])?["env"]?.contains(variable) == true)
             }
             // Stored without the API's checks (as by hand, or by an older scheduler): the
             // dispatcher sends it, and the node refuses it before anything runs.
             for variable in ["LD_PRELOAD", "LD_AUDIT"] {
-                let spec = TaskSpec(name: "preload", kind: .sleep, args: .init(seconds: 0.1), maxAttempts: 1,
-                                    env: [variable: "/proc/self/fd/0"], stdin: Data(library).base64EncodedString())
+                let spec = TaskSpec(
+                    name: "preload", kind: .sleep, args: .init(seconds: 0.1), maxAttempts: 1,
+                    env: [variable: "/proc/self/fd/0"], stdin: Data(library).base64EncodedString())
                 let stored = try await TaskStore(pool: lab.pool, logger: lab.logger).submit([spec], deadlineRisks: [nil])
                 let attempt = lab.lastAttempt(try await lab.ended(stored[0].task.id, port: Self.port))
                 #expect(attempt["status"] as? String == "rejected", "\(attempt)")
                 #expect((attempt["reason"] as? String)?.contains(variable) == true, "\(attempt)")
             }
             try await Task.sleep(for: .milliseconds(500))
-            #expect(!FileManager.default.fileExists(atPath: marker),
-                    "the shared object ran: \((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "")")
+            #expect(
+                !FileManager.default.fileExists(atPath: marker),
+                "the shared object ran: \((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "")")
             try await lab.expectServing(port: Self.port, processes)
         }
     }
@@ -77,10 +87,14 @@ struct SecuritySandboxTests {
     func plantedLinks() async throws {
         try await withLab { lab in
             let processes = try await system(lab, node: "sbx-link")
-            let ids = try await lab.submit([shell("""
-                for f in .stdout .stderr .stdin out err; do ln -sf /etc/shadow $f; done
-                ln -sf /etc/shadow ../planted 2>/dev/null; echo planted
-                """)], port: Self.port)
+            let ids = try await lab.submit(
+                [
+                    shell(
+                        """
+                        for f in .stdout .stderr .stdin out err; do ln -sf /etc/shadow $f; done
+                        ln -sf /etc/shadow ../planted 2>/dev/null; echo planted
+                        """)
+                ], port: Self.port)
             let attempt = lab.lastAttempt(try await lab.ended(ids[0], port: Self.port))
             #expect(attempt["status"] as? String == "succeeded", "\(attempt)")
             #expect(attempt["stdout_tail"] as? String == "planted\n")
@@ -97,17 +111,19 @@ struct SecuritySandboxTests {
         try await withLab { lab in
             let processes = try await system(lab, node: "sbx-flood")
             let rssBefore = Self.residentMB(of: processes[1].pid)
-            let ids = try await lab.submit([
-                shell("mkfifo .stdout .stderr; echo fifo"),
-                shell("ln -sf /dev/zero .stdout; ln -sf /dev/urandom .stderr; ln -sf /dev/zero .stdin; echo devices"),
-                shell("while :; do echo yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy; done", timeout: 4),
-                shell("cat /dev/zero | head -c 200000000; echo; echo end"),
-                shell("printf 'a\\000b\\377\\376c'; printf 'x\\000' >&2"),
-            ], port: Self.port)
+            let ids = try await lab.submit(
+                [
+                    shell("mkfifo .stdout .stderr; echo fifo"),
+                    shell("ln -sf /dev/zero .stdout; ln -sf /dev/urandom .stderr; ln -sf /dev/zero .stdin; echo devices"),
+                    shell("while :; do echo yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy; done", timeout: 4),
+                    shell("cat /dev/zero | head -c 200000000; echo; echo end"),
+                    shell("printf 'a\\000b\\377\\376c'; printf 'x\\000' >&2"),
+                ], port: Self.port)
             var attempts: [[String: Any]] = []
             for id in ids { attempts.append(lab.lastAttempt(try await lab.ended(id, port: Self.port, timeout: .seconds(90)))) }
             #expect(attempts[0]["status"] as? String == "succeeded" && attempts[0]["stdout_tail"] as? String == "fifo\n", "\(attempts[0])")
-            #expect(attempts[1]["status"] as? String == "succeeded" && attempts[1]["stdout_tail"] as? String == "devices\n", "\(attempts[1])")
+            #expect(
+                attempts[1]["status"] as? String == "succeeded" && attempts[1]["stdout_tail"] as? String == "devices\n", "\(attempts[1])")
             #expect(attempts[2]["status"] as? String == "timed_out", "\(attempts[2])")
             #expect(((attempts[2]["stdout_tail"] as? String)?.utf8.count ?? 0) <= 4_096)
             #expect((attempts[3]["stdout_tail"] as? String)?.hasSuffix("\nend\n") == true)
@@ -125,13 +141,17 @@ struct SecuritySandboxTests {
     func descriptorsAndPrivileges() async throws {
         try await withLab { lab in
             let processes = try await system(lab, node: "sbx-fd")
-            let ids = try await lab.submit([shell("""
-                ls -l /proc/$$/fd/
-                grep -E '^(Uid|Gid|Groups|NoNewPrivs|CapEff|CapPrm):' /proc/$$/status
-                ls .. >/dev/null 2>&1 && echo "listed the work root"
-                mkdir ../planted 2>/dev/null && echo "wrote in the work root"
-                true
-                """)], port: Self.port)
+            let ids = try await lab.submit(
+                [
+                    shell(
+                        """
+                        ls -l /proc/$$/fd/
+                        grep -E '^(Uid|Gid|Groups|NoNewPrivs|CapEff|CapPrm):' /proc/$$/status
+                        ls .. >/dev/null 2>&1 && echo "listed the work root"
+                        mkdir ../planted 2>/dev/null && echo "wrote in the work root"
+                        true
+                        """)
+                ], port: Self.port)
             let attempt = lab.lastAttempt(try await lab.ended(ids[0], port: Self.port))
             let output = attempt["stdout_tail"] as? String ?? ""
             print("sandbox: what a task sees of itself:\n\(output)")
@@ -163,12 +183,16 @@ struct SecuritySandboxTests {
             let victimAttempt = try await lab.pool.query("SELECT id::text FROM attempts WHERE task_id = $1", [victim[0]]).rows[0]
                 .decode(at: 0, as: String.self)
             let work = "\(lab.directory)/work-sbx-uid"
-            let thief = try await lab.submit([shell("""
-                for p in /proc/[0-9]*; do tr '\\000' '\\n' < $p/environ 2>/dev/null; done | grep -c \(secret)
-                cat \(work)/\(victimAttempt)/mine.txt 2>/dev/null
-                id -u
-                true
-                """)], port: Self.port)
+            let thief = try await lab.submit(
+                [
+                    shell(
+                        """
+                        for p in /proc/[0-9]*; do tr '\\000' '\\n' < $p/environ 2>/dev/null; done | grep -c \(secret)
+                        cat \(work)/\(victimAttempt)/mine.txt 2>/dev/null
+                        id -u
+                        true
+                        """)
+                ], port: Self.port)
             let attempt = lab.lastAttempt(try await lab.ended(thief[0], port: Self.port))
             let output = attempt["stdout_tail"] as? String ?? ""
             #expect(attempt["status"] as? String == "succeeded", "\(attempt)")
