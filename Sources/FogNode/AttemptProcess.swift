@@ -107,39 +107,30 @@ final class AttemptProcess: Sendable {
         let environmentFile = try MemoryFile(name: "environment", contents: ExecShim.encodeEnvironment(environment))
         let output = try OutputPipe(keeping: tailBytes)
         let errors = try OutputPipe(keeping: tailBytes)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // The sources are close-on-exec; their copies at 0-3 are not. Everything above 3 is
-        // closed, whatever this process had open (its Redis and broker sockets among them).
-        posix_spawn_file_actions_adddup2(&actions, stdinFile.descriptor, 0)
-        posix_spawn_file_actions_adddup2(&actions, output.writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, errors.writeEnd, 2)
-        posix_spawn_file_actions_adddup2(&actions, environmentFile.descriptor, ExecShim.environmentDescriptor)
-        posix_spawn_file_actions_addclosefrom_np(&actions, ExecShim.environmentDescriptor + 1)
-        guard posix_spawn_file_actions_addchdir_np(&actions, directory) == 0 else {
-            throw SpawnFailure(description: "cannot chdir to \(directory)")
+        let started = Swift.Result {
+            try ProcessSpawn.start(spawned, environment: ExecShim.fixedEnvironment) { actions in
+                // The sources are close-on-exec; their copies at 0-3 are not. Everything above 3
+                // is closed, whatever this process had open (its Redis and broker sockets among them).
+                posix_spawn_file_actions_adddup2(&actions, stdinFile.descriptor, 0)
+                posix_spawn_file_actions_adddup2(&actions, output.writeEnd, 1)
+                posix_spawn_file_actions_adddup2(&actions, errors.writeEnd, 2)
+                posix_spawn_file_actions_adddup2(&actions, environmentFile.descriptor, ExecShim.environmentDescriptor)
+                posix_spawn_file_actions_addclosefrom_np(&actions, ExecShim.environmentDescriptor + 1)
+                guard posix_spawn_file_actions_addchdir_np(&actions, directory) == 0 else {
+                    throw SpawnFailure(description: "cannot chdir to \(directory)")
+                }
+            }
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        CommandRunner.newProcessGroupWithDefaultSignals(&attributes)
-
-        let cArguments = spawned.map { strdup($0) } + [nil]
-        let cEnvironment = ExecShim.fixedEnvironment.map { strdup($0) } + [nil]
-        defer {
-            for argument in cArguments { free(argument) }
-            for variable in cEnvironment { free(variable) }
-        }
-        var pid: pid_t = 0
-        let spawnStatus = posix_spawn(&pid, spawned[0], &actions, &attributes, cArguments, cEnvironment)
         // The program holds its own copies now; the node keeps only the read ends.
         output.closeWriteEnd()
         errors.closeWriteEnd()
         stdinFile.close()
         environmentFile.close()
-        guard spawnStatus == 0 else {
-            return .failure(.rejected, "cannot start \(spawned[0]): \(String(cString: strerror(spawnStatus)))")
+        let pid: pid_t
+        switch started {
+        case .success(let spawnedPID): pid = spawnedPID
+        case .failure(let failure as ProcessSpawn.Failure): return .failure(.rejected, failure.description)
+        case .failure(let error): throw error
         }
 
         let deadline = ContinuousClock.now + timeout

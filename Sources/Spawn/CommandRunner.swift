@@ -62,56 +62,26 @@ public struct CommandRunner: Sendable {
             stdout: logFile, stderr: nil, append: true)
     }
 
-    /// posix_spawn in a new process group, stdin from /dev/null, output to files (stderr to
-    /// stdout's file when `stderr` is nil).
+    /// Starts `argv` (through `ProcessSpawn`) with stdin from /dev/null and its output to files
+    /// (stderr to stdout's file when `stderr` is nil).
     private static func spawn(_ argv: [String], environment: [String: String], stdout: String, stderr: String?, append: Bool) throws
         -> pid_t
     {
-        guard let program = argv.first else { throw Failure(argv: argv, reason: "empty command") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
+        guard !(argv.first ?? "").isEmpty else { throw Failure(argv: argv, reason: "empty command") }
         let mode = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, mode, 0o600)
-        if let stderr {
-            posix_spawn_file_actions_addopen(&actions, 2, stderr, mode, 0o600)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        do {
+            return try ProcessSpawn.start(argv, environment: environment.map { "\($0.key)=\($0.value)" }) { actions in
+                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+                posix_spawn_file_actions_addopen(&actions, 1, stdout, mode, 0o600)
+                if let stderr {
+                    posix_spawn_file_actions_addopen(&actions, 2, stderr, mode, 0o600)
+                } else {
+                    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+                }
+            }
+        } catch let failure as ProcessSpawn.Failure {
+            throw Failure(argv: argv, reason: "cannot start: \(String(cString: strerror(failure.code)))")
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        Self.newProcessGroupWithDefaultSignals(&attributes)
-
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for argument in cArguments { free(argument) }
-            for variable in cEnvironment { free(variable) }
-        }
-        var pid: pid_t = 0
-        let spawned =
-            program.contains("/")
-            ? posix_spawn(&pid, program, &actions, &attributes, cArguments, cEnvironment)
-            : posix_spawnp(&pid, program, &actions, &attributes, cArguments, cEnvironment)
-        guard spawned == 0 else { throw Failure(argv: argv, reason: "cannot start: \(String(cString: strerror(spawned)))") }
-        return pid
-    }
-
-    /// Spawn attributes for a child in a process group of its own, with no signal blocked and
-    /// every signal at its default action. Without this the child inherits the spawning
-    /// thread's mask, and Swift's worker threads block most signals: a daemon started that way
-    /// (epmd, a RabbitMQ node) never sees SIGTERM and outlives the `kill` meant to stop it.
-    public static func newProcessGroupWithDefaultSignals(_ attributes: inout posix_spawnattr_t) {
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
     }
 
     static func spawnAndWait(_ argv: [String], environment: [String: String], timeout: Duration) throws -> Output {
