@@ -69,8 +69,6 @@ public struct FogNodeService: Service {
     func heartbeat(redis: RedisConnection, agent: FogNodeAgent, info: FogNodeInfo, fence: FenceDeadline) async {
         let id = configuration.id.rawValue
         var info = info
-        var registered = false
-        var lastRegistration = ContinuousClock.now
         while !Task.isCancelled {
             // Late (the process was stopped, the host froze): the key may have expired and the
             // scheduler given our attempts away. Fence before renewing, or the renewal below
@@ -81,14 +79,13 @@ public struct FogNodeService: Service {
             let life = await agent.life
             if info.startedAt != life {
                 info.startedAt = life
-                registered = false
+                fence.registrationLost()
             }
             do {
-                if !registered || ContinuousClock.now - lastRegistration > .seconds(30) {
+                if fence.needsRegistration() {
                     try await redis.hashSet(FogKeys.node(id), info.hashFields)
                     _ = try await redis.setAdd(FogKeys.nodes, id)
-                    registered = true
-                    lastRegistration = .now
+                    fence.registered()
                 }
                 let load = await agent.load
                 // The key's TTL runs from when Redis sets it, which is after this instant: a
@@ -100,7 +97,7 @@ public struct FogNodeService: Service {
                 fence.renewed(sentAt: sent)
                 await agent.unfence()
             } catch {
-                registered = false
+                fence.registrationLost()
             }
             try? await Task.sleep(for: configuration.heartbeatInterval)
         }
@@ -199,20 +196,32 @@ public struct FogNodeService: Service {
     }
 }
 
-/// The fence's deadline: `margin` (TTL minus one interval) after the last heartbeat that
-/// succeeded was sent. Written by the heartbeat loop; read by the fence's watch and by the
-/// agent before it starts anything. It starts at the process's start, so that a node that
-/// never reaches Redis stays fenced.
+/// The node's `HeartbeatTimer` on the continuous clock, shared: the heartbeat loop renews and
+/// registers through it; the fence's watch and the agent (before it starts anything) read its
+/// deadline, `margin` (TTL minus one interval) after the last renewal that succeeded was sent.
+/// It counts from the process's start, so that a node that never reaches Redis stays fenced.
 final class FenceDeadline: Sendable {
-    let margin: Duration
-    private let last = Mutex(ContinuousClock.now)
+    private let timer: Mutex<HeartbeatTimer<ContinuousClock.Instant>>
 
-    init(margin: Duration) { self.margin = margin }
+    init(margin: Duration) { timer = Mutex(HeartbeatTimer(margin: margin, startedAt: .now)) }
 
-    var deadline: ContinuousClock.Instant { last.withLock { $0 } + margin }
-    var passed: Bool { ContinuousClock.now >= deadline }
-
-    func renewed(sentAt instant: ContinuousClock.Instant) {
-        last.withLock { $0 = max($0, instant) }
+    var deadline: ContinuousClock.Instant { timer.withLock { $0.fenceDeadline } }
+    var passed: Bool {
+        let now = ContinuousClock.now
+        return timer.withLock { $0.mustFence(at: now) }
     }
+
+    func renewed(sentAt instant: ContinuousClock.Instant) { timer.withLock { $0.renewed(sentAt: instant) } }
+
+    func needsRegistration() -> Bool {
+        let now = ContinuousClock.now
+        return timer.withLock { $0.needsRegistration(at: now) }
+    }
+
+    func registered() {
+        let now = ContinuousClock.now
+        timer.withLock { $0.registered(at: now) }
+    }
+
+    func registrationLost() { timer.withLock { $0.registrationLost() } }
 }
