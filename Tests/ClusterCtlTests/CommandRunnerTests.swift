@@ -21,6 +21,15 @@ struct CommandRunnerTests {
         #expect(standardSignals("SigIgn", of: output) == 0)
     }
 
+    @Test("a program that does not exist, or an empty argv, is refused by name and starts nothing")
+    func aMissingProgramIsRefused() async throws {
+        await #expect { try await CommandRunner().run(["/nonexistent/fog-program"]) } throws: { error in
+            "\(error)".contains("/nonexistent/fog-program") && "\(error)".contains("cannot start")
+        }
+        await #expect { try await CommandRunner().run([]) } throws: { "\($0)".contains("empty command") }
+        #expect(throws: ProcessSpawn.Failure.self) { try ProcessSpawn.start(["no-such-fog-program"], environment: ["PATH=/usr/bin:/bin"]) }
+    }
+
     @Test("a detached program stops on SIGTERM")
     func detachedProgramStopsOnTerm() throws {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fog-runner-\(UUID().uuidString).log").path
